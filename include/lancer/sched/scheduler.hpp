@@ -1,0 +1,255 @@
+// lancer::scheduler: the by-signal scheduler.
+//
+// A scheduler runs threads: top-level coroutines (`task<>`) that it owns. Threads move only
+// when a signal names them. The loop is small enough to hold in one's head:
+//
+//   while (!stopped) {
+//     wait for the reactor if nothing is queued;   // or poll it, or jump a manual clock
+//     push a signal for every timer that is due;   // in deadline order
+//     internal queue <- the whole public queue;    // a turn's work is fixed here
+//     for each signal in it: resume its target;    // what they push runs next turn
+//   }
+//
+// Rules:
+// - One scheduler per OS thread. `push`, `cancel` and `stop` may be called from any OS thread
+//   (they take a lock and wake a blocked scheduler); everything else belongs to the owner.
+// - A signal is delivered only to a live thread that waits for its kind (and, if the signal
+//   names a suspension in `wait`, to that suspension). Others are dropped, as they would be
+//   for a finished thread. `cancel` and `timeout` are always taken.
+// - At most one signal per thread per turn: a second one waits for the next turn, and a
+//   build with checks (debug builds by default) reports it through the check handler.
+// - No exception escapes: a thread that ends with an exception is handed to the error
+//   handler (default: one ERROR log line) and reaped like any other.
+// - The reactor (`asio::io_context`) is polled without blocking while signals flow, at least
+//   every `k_poll_interval` deliveries; when nothing is queued the scheduler blocks in it until
+//   the next timer, so an idle scheduler uses no CPU.
+#pragma once
+
+#include <atomic>
+#include <coroutine>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "lancer/sched/clock.hpp"
+#include "lancer/sched/detail/timer_heap.hpp"
+#include "lancer/sched/signal.hpp"
+#include "lancer/sched/task.hpp"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace lancer {
+
+struct scheduler_stats {
+  std::uint64_t turns = 0;       // turns that delivered at least one signal
+  std::uint64_t delivered = 0;   // signals that resumed a thread
+  std::uint64_t dropped = 0;     // signals for finished threads or for waits that had ended
+  std::uint64_t deferred = 0;    // second signals to one thread in one turn, moved to the next
+  std::uint64_t spawned = 0;     // threads started
+  std::uint64_t finished = 0;    // threads reaped
+  std::uint64_t idle_waits = 0;  // times the scheduler waited in the reactor with nothing queued
+};
+
+class scheduler {
+ public:
+  // Called with a thread that ended by throwing (other than `cancelled`).
+  using error_handler = std::function<void(thread_id, std::exception_ptr)>;
+  // Called when a contract check fails (builds with checks only), with a description.
+  using check_handler = std::function<void(std::string_view)>;
+
+  // Deliveries between two non-blocking polls of the reactor while signals keep flowing.
+  static constexpr std::uint32_t k_poll_interval = 64;
+
+  explicit scheduler(lancer::clock clk = lancer::clock::steady());
+  // Destroys every thread still alive (their frames unwind: RAII runs, nothing resumes).
+  ~scheduler();
+  scheduler(const scheduler&) = delete;
+  scheduler& operator=(const scheduler&) = delete;
+
+  // The scheduler running on this OS thread, or null outside run()/run_forever().
+  static scheduler* current() noexcept;
+
+  // True when this build checks the scheduler's contract (one signal per target per turn).
+  static bool checks_enabled() noexcept;
+
+  // Starts `t` as a new thread, which the scheduler owns from now on. It first runs in the
+  // next turn. Returns its id. Throws std::logic_error for an empty task.
+  thread_id spawn(task<> t);
+
+  // Queues `s` for the next turn. Thread-safe; from another OS thread it also wakes a blocked
+  // scheduler. `s.source` is filled in with the running thread when left empty.
+  void push(signal s);
+
+  // Cancels `t`: its pending co_await throws `cancelled`, and so does every later one. A thread
+  // that has not started yet is destroyed without running. Thread-safe: on the scheduler's own
+  // OS thread the thread is marked at once; from another OS thread the cancel signal does it.
+  void cancel(thread_id t);
+
+  // True while `t` names a thread that has not finished.
+  bool alive(thread_id t) const noexcept;
+
+  // Destroys thread `t` at once without resuming it: its frames unwind (RAII runs) and its
+  // slot is freed. Not for the running thread (use cancel). A no-op for a finished thread.
+  void discard(thread_id t) noexcept;
+
+  // Runs turns until nothing is left: no signal queued, no timer pending and no reactor work.
+  // Threads still waiting for a signal nobody will send stay parked (see alive()).
+  void run();
+
+  // Runs turns until stop(), blocking when idle.
+  void run_forever();
+
+  // Makes run()/run_forever() return after the current turn. Thread-safe.
+  void stop() noexcept;
+
+  // Runs `t` as a thread until it finishes, then returns its result or rethrows its exception.
+  // Throws std::logic_error if the scheduler runs out of work first (the task is stuck).
+  template <class T>
+  T run_until_complete(task<T> t);
+
+  lancer::clock& clock() noexcept { return clock_; }
+  lancer::clock::time_point now() const noexcept { return clock_.now(); }
+  boost::asio::io_context& reactor() noexcept { return *reactor_; }
+  const scheduler_stats& stats() const noexcept { return stats_; }
+  std::size_t live_threads() const noexcept { return live_; }
+
+  void set_error_handler(error_handler h) { on_error_ = std::move(h); }
+  void set_check_handler(check_handler h) { on_check_ = std::move(h); }
+
+  // --- For awaitable authors (lancer's own awaitables are built on these) ---------------
+
+  // The running thread, or an empty id outside a thread.
+  thread_id current_thread() const noexcept { return running_id_; }
+
+  // True when the running thread was cancelled: awaitables then throw instead of suspending.
+  bool current_cancelled() const noexcept;
+
+  // Parks the running thread at `h` until a signal of a kind in `accepts` (or cancel or
+  // timeout) arrives. Returns the number of this suspension, for `signal::wait`.
+  std::uint32_t park(std::coroutine_handle<> h, signal_mask accepts) noexcept;
+
+  // The signal that resumed the running thread. Throws `cancelled` or `timed_out` for those
+  // kinds, so a co_await that ends this way unwinds the thread.
+  const signal& take_signal() const;
+
+  // Schedules `node` (its `fire` signal is pushed once `node.deadline` has passed), or removes
+  // it. The node must stay alive and in place while scheduled.
+  void add_timer(detail::timer_node& node) { timers_.push(node); }
+  void remove_timer(detail::timer_node& node) noexcept { timers_.remove(node); }
+
+ private:
+  using root_handle = task<>::handle_type;
+
+  struct thread_slot {
+    root_handle root;                   // the thread's root frame; null when the slot is free
+    std::coroutine_handle<> resume_at;  // where it is parked; null while running
+    signal received;                    // the signal that resumed it last
+    std::uint64_t last_turn = 0;        // turn of the last delivery (one per turn)
+    std::uint32_t generation = 1;       // bumped when the slot is freed
+    std::uint32_t wait = 0;             // number of the current suspension
+    std::uint32_t next_free = 0;        // free-list link, meaningful while free
+    signal_mask accepts = 0;            // kinds the current suspension takes
+    bool cancelled = false;             // a cancel arrived: every await throws from now on
+    bool started = false;               // resumed at least once
+  };
+
+  struct reactor_state;
+
+  void loop(bool forever);
+  bool turn(bool forever);
+  bool wait_idle(bool forever);
+  std::size_t poll_reactor();
+  void pull_remote();
+  void fire_due_timers();
+  void deliver(const signal& s);
+  void reap(std::uint32_t index);
+  void report(std::string_view what);
+  thread_slot* find(thread_id t) noexcept;
+  const thread_slot* find(thread_id t) const noexcept;
+
+  template <class T>
+  static task<> capture(task<T> t, std::optional<T>& out, std::exception_ptr& error);
+  static task<> capture(task<> t, bool& done, std::exception_ptr& error);
+
+  lancer::clock clock_;
+  std::unique_ptr<reactor_state> reactor_state_;  // io_context, wake timer, work guard
+  boost::asio::io_context* reactor_;              // owned by reactor_state_
+
+  std::deque<thread_slot> slots_;   // stable addresses: a slot never moves
+  std::uint32_t free_head_ = 0;     // first free slot index + 1; 0: none
+  std::size_t live_ = 0;            // threads alive
+  thread_slot* running_ = nullptr;  // the thread being resumed, if any
+  thread_id running_id_{};
+
+  std::vector<signal> public_;    // pushed on this OS thread; moved over at each turn
+  std::vector<signal> internal_;  // the current turn's signals
+  detail::timer_heap timers_;
+  std::uint64_t turn_ = 0;
+  std::uint32_t since_poll_ = 0;  // deliveries since the reactor was last polled
+
+  std::mutex remote_mutex_;
+  std::vector<signal> remote_;  // pushed from other OS threads (guarded by remote_mutex_)
+  std::atomic<bool> remote_pending_{false};
+  std::atomic<bool> wake_posted_{false};
+  std::atomic<bool> stop_requested_{false};
+  std::thread::id owner_;  // the OS thread that created or last ran the scheduler
+
+  scheduler_stats stats_;
+  error_handler on_error_;
+  check_handler on_check_;
+};
+
+// --- run_until_complete ---------------------------------------------------------------------
+
+template <class T>
+task<> scheduler::capture(task<T> t, std::optional<T>& out, std::exception_ptr& error) {
+  try {
+    out.emplace(co_await std::move(t));
+  } catch (...) {
+    error = std::current_exception();
+  }
+}
+
+inline task<> scheduler::capture(task<> t, bool& done, std::exception_ptr& error) {
+  try {
+    co_await std::move(t);
+    done = true;
+  } catch (...) {
+    error = std::current_exception();
+  }
+}
+
+template <class T>
+T scheduler::run_until_complete(task<T> t) {
+  static_assert(!std::is_reference_v<T>, "run_until_complete returns values, not references");
+  std::exception_ptr error;
+  // The capturing thread points at these locals: if it is stuck, it must not outlive them.
+  auto run_or_discard = [this](thread_id id) {
+    run();
+    if (alive(id)) {
+      discard(id);
+      throw std::logic_error("lancer::scheduler: task did not finish (nothing left to run)");
+    }
+  };
+  if constexpr (std::is_void_v<T>) {
+    bool done = false;
+    run_or_discard(spawn(capture(std::move(t), done, error)));
+    if (error) std::rethrow_exception(error);
+  } else {
+    std::optional<T> out;
+    run_or_discard(spawn(capture(std::move(t), out, error)));
+    if (error) std::rethrow_exception(error);
+    return std::move(*out);
+  }
+}
+
+}  // namespace lancer

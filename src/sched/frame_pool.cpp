@@ -1,0 +1,104 @@
+#include "lancer/sched/detail/frame_pool.hpp"
+
+#include <array>
+#include <new>
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define LANCER_POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
+#define LANCER_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#else
+#define LANCER_POISON(p, n) ((void)(p), (void)(n))
+#define LANCER_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+namespace lancer::detail {
+namespace {
+
+struct free_block {
+  free_block* next;
+};
+
+struct free_list {
+  free_block* head = nullptr;
+  std::size_t bytes = 0;
+};
+
+// Trivially destructible, so reading it costs no TLS guard on the hot path.
+thread_local constinit std::array<free_list, frame_pool::k_classes> t_lists{};
+thread_local constinit frame_pool_stats t_stats{};
+
+// Gives the cached blocks back when the OS thread exits. Touched only on the slow path.
+struct pool_reaper {
+  ~pool_reaper() { frame_pool::trim(); }
+};
+thread_local pool_reaper t_reaper;
+
+constexpr std::size_t class_of(std::size_t size) noexcept {
+  return (size + frame_pool::k_granule - 1) / frame_pool::k_granule - 1;
+}
+
+}  // namespace
+
+void* frame_pool::allocate(std::size_t size) {
+  if (size == 0 || size > k_max_pooled) {
+    ++t_stats.system_allocations;
+    return ::operator new(size);
+  }
+  const std::size_t cls = class_of(size);
+  free_list& list = t_lists[cls];
+  if (free_block* b = list.head) {
+    LANCER_UNPOISON(b, (cls + 1) * k_granule);
+    list.head = b->next;
+    list.bytes -= (cls + 1) * k_granule;
+    t_stats.cached_bytes -= (cls + 1) * k_granule;
+    ++t_stats.pool_hits;
+    return b;
+  }
+  (void)&t_reaper;  // registers the thread-exit trim on first miss
+  ++t_stats.system_allocations;
+  return ::operator new((cls + 1) * k_granule);
+}
+
+void frame_pool::deallocate(void* block, std::size_t size) noexcept {
+  if (block == nullptr) return;
+  if (size == 0 || size > k_max_pooled) {
+    ++t_stats.system_frees;
+    ::operator delete(block);
+    return;
+  }
+  const std::size_t cls = class_of(size);
+  const std::size_t bytes = (cls + 1) * k_granule;
+  free_list& list = t_lists[cls];
+  if (list.bytes + bytes > k_max_cached_bytes) {
+    ++t_stats.system_frees;
+    ::operator delete(block);
+    return;
+  }
+  auto* b = static_cast<free_block*>(block);
+  b->next = list.head;
+  list.head = b;
+  list.bytes += bytes;
+  t_stats.cached_bytes += bytes;
+  LANCER_POISON(b, bytes);
+}
+
+frame_pool_stats frame_pool::stats() noexcept {
+  return t_stats;
+}
+
+void frame_pool::trim() noexcept {
+  for (std::size_t cls = 0; cls < k_classes; ++cls) {
+    free_list& list = t_lists[cls];
+    while (free_block* b = list.head) {
+      LANCER_UNPOISON(b, (cls + 1) * k_granule);
+      list.head = b->next;
+      ::operator delete(b);
+      ++t_stats.system_frees;
+    }
+    list.bytes = 0;
+  }
+  t_stats.cached_bytes = 0;
+}
+
+}  // namespace lancer::detail

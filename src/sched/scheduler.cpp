@@ -1,0 +1,359 @@
+#include "lancer/sched/scheduler.hpp"
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "lancer/log.hpp"
+
+#ifndef LANCER_SCHED_CHECKS
+#ifdef NDEBUG
+#define LANCER_SCHED_CHECKS 0
+#else
+#define LANCER_SCHED_CHECKS 1
+#endif
+#endif
+
+namespace lancer {
+namespace asio = boost::asio;
+
+namespace {
+thread_local scheduler* t_current = nullptr;
+}  // namespace
+
+struct scheduler::reactor_state {
+  asio::io_context io{1};  // one thread: Asio may skip its internal locking
+  asio::steady_timer wake{io};
+  clock::time_point wake_at{};  // deadline the wake timer is armed for
+  bool wake_armed = false;
+};
+
+scheduler::scheduler(lancer::clock clk)
+    : clock_(clk),
+      reactor_state_(std::make_unique<reactor_state>()),
+      reactor_(&reactor_state_->io),
+      owner_(std::this_thread::get_id()) {
+  public_.reserve(256);
+  internal_.reserve(256);
+}
+
+scheduler::~scheduler() {
+  // Frames first: awaiters in them unschedule their timers from a heap that still exists.
+  for (std::uint32_t i = 0; i < slots_.size(); ++i) {
+    if (slots_[i].root) reap(i);
+  }
+  timers_.clear();
+}
+
+scheduler* scheduler::current() noexcept {
+  return t_current;
+}
+
+bool scheduler::checks_enabled() noexcept {
+  return LANCER_SCHED_CHECKS != 0;
+}
+
+// --- threads --------------------------------------------------------------------------------
+
+thread_id scheduler::spawn(task<> t) {
+  if (!t.valid() || t.done()) throw std::logic_error("lancer::scheduler::spawn: empty task");
+  std::uint32_t index;
+  if (free_head_ != 0) {
+    index = free_head_ - 1;
+    free_head_ = slots_[index].next_free;
+  } else {
+    index = static_cast<std::uint32_t>(slots_.size());
+    slots_.emplace_back();
+  }
+  thread_slot& slot = slots_[index];
+  slot.root = t.release();
+  slot.resume_at = slot.root;
+  slot.accepts = mask_of(signal_kind::resume);
+  slot.wait = 0;
+  slot.cancelled = false;
+  slot.started = false;
+  ++live_;
+  ++stats_.spawned;
+  const thread_id id{index, slot.generation};
+  push(signal{id, signal_kind::resume, 0, 0, running_id_});
+  return id;
+}
+
+scheduler::thread_slot* scheduler::find(thread_id t) noexcept {
+  if (t.index >= slots_.size()) return nullptr;
+  thread_slot& slot = slots_[t.index];
+  return slot.generation == t.generation && slot.root ? &slot : nullptr;
+}
+
+const scheduler::thread_slot* scheduler::find(thread_id t) const noexcept {
+  return const_cast<scheduler*>(this)->find(t);
+}
+
+bool scheduler::alive(thread_id t) const noexcept {
+  return find(t) != nullptr;
+}
+
+void scheduler::discard(thread_id t) noexcept {
+  thread_slot* slot = find(t);
+  if (slot == nullptr || slot == running_) return;
+  reap(t.index);
+}
+
+void scheduler::reap(std::uint32_t index) {
+  thread_slot& slot = slots_[index];
+  const root_handle root = std::exchange(slot.root, nullptr);
+  const thread_id id{index, slot.generation};
+  // Free the slot before destroying the frame: destructors in it may spawn or push.
+  slot.resume_at = nullptr;
+  slot.accepts = 0;
+  if (++slot.generation == 0) slot.generation = 1;
+  slot.next_free = free_head_;
+  free_head_ = index + 1;
+  --live_;
+  ++stats_.finished;
+
+  if (root.done()) {
+    if (const std::exception_ptr& error = root.promise().exception()) {
+      try {
+        std::rethrow_exception(error);
+      } catch (const cancelled& e) {
+        log(log_level::debug, "sched", "thread/{} unwound: {}", id.index, e.what());
+      } catch (...) {
+        if (on_error_) {
+          on_error_(id, error);
+        } else {
+          try {
+            throw;
+          } catch (const std::exception& e) {
+            log(log_level::error, "sched", "thread/{} ended with an exception: {}", id.index,
+                e.what());
+          } catch (...) {
+            log(log_level::error, "sched", "thread/{} ended with a non-standard exception",
+                id.index);
+          }
+        }
+      }
+    }
+  }
+  root.destroy();
+}
+
+bool scheduler::current_cancelled() const noexcept {
+  return running_ != nullptr && running_->cancelled;
+}
+
+std::uint32_t scheduler::park(std::coroutine_handle<> h, signal_mask accepts) noexcept {
+  running_->resume_at = h;
+  running_->accepts = accepts;
+  if (++running_->wait == 0) running_->wait = 1;  // 0 means "any suspension" in a signal
+  return running_->wait;
+}
+
+const signal& scheduler::take_signal() const {
+  if (running_->cancelled) throw cancelled{};
+  const signal& s = running_->received;
+  if (s.kind == signal_kind::timeout) throw timed_out{};
+  return s;
+}
+
+// --- signals --------------------------------------------------------------------------------
+
+void scheduler::push(signal s) {
+  if (!s.source) s.source = running_id_;
+  if (t_current == this) {
+    public_.push_back(s);
+    return;
+  }
+  {
+    std::lock_guard lock(remote_mutex_);
+    remote_.push_back(s);
+    remote_pending_.store(true, std::memory_order_release);
+  }
+  // One wake-up in flight is enough: it makes a blocked run_one() return.
+  if (!wake_posted_.exchange(true, std::memory_order_acq_rel)) {
+    asio::post(*reactor_, [this] { wake_posted_.store(false, std::memory_order_release); });
+  }
+}
+
+void scheduler::cancel(thread_id t) {
+  if (std::this_thread::get_id() == owner_) {
+    if (thread_slot* slot = find(t)) slot->cancelled = true;
+  }
+  push(signal{t, signal_kind::cancel, 0, 0, {}});
+}
+
+void scheduler::pull_remote() {
+  if (!remote_pending_.load(std::memory_order_acquire)) return;
+  std::lock_guard lock(remote_mutex_);
+  public_.insert(public_.end(), remote_.begin(), remote_.end());
+  remote_.clear();
+  remote_pending_.store(false, std::memory_order_relaxed);
+}
+
+void scheduler::report(std::string_view what) {
+  if (on_check_) {
+    on_check_(what);
+  } else {
+    log(log_level::warn, "sched", "check failed: {}", what);
+  }
+}
+
+void scheduler::deliver(const signal& s) {
+  thread_slot* slot = find(s.target);
+  if (slot == nullptr || slot->resume_at == nullptr) {
+    ++stats_.dropped;
+    return;
+  }
+  const bool forced = s.kind == signal_kind::cancel || s.kind == signal_kind::timeout;
+  if (!forced && ((s.wait != 0 && s.wait != slot->wait) || !(slot->accepts & mask_of(s.kind)))) {
+    ++stats_.dropped;  // meant for a suspension that has ended, or a kind nobody waits for
+    return;
+  }
+  if (slot->last_turn == turn_) {
+    // Nothing is lost: the signal is delivered next turn, re-checked against the wait then.
+    ++stats_.deferred;
+    if (LANCER_SCHED_CHECKS) {
+      report(fmt::format("thread/{} got a second signal in turn {} (kind {}); deferred",
+                         s.target.index, turn_, static_cast<int>(s.kind)));
+    }
+    public_.push_back(s);
+    return;
+  }
+  slot->last_turn = turn_;
+  if (!slot->started && (slot->cancelled || s.kind == signal_kind::cancel)) {
+    reap(s.target.index);  // cancelled before it ran: it never starts
+    return;
+  }
+  slot->started = true;
+  slot->received = s;
+  if (s.kind == signal_kind::cancel) slot->cancelled = true;
+  ++stats_.delivered;
+
+  const std::coroutine_handle<> h = std::exchange(slot->resume_at, nullptr);
+  running_ = slot;
+  running_id_ = s.target;
+  detail::resume_chain(h);
+  running_ = nullptr;
+  running_id_ = {};
+  if (slot->root.done()) reap(s.target.index);
+}
+
+// --- the loop -------------------------------------------------------------------------------
+
+void scheduler::fire_due_timers() {
+  if (timers_.empty()) return;
+  const clock::time_point now = clock_.now();
+  while (!timers_.empty() && timers_.top().deadline <= now) {
+    detail::timer_node& node = timers_.pop();
+    public_.push_back(node.fire);
+  }
+}
+
+std::size_t scheduler::poll_reactor() {
+  since_poll_ = 0;
+  if (reactor_->stopped()) reactor_->restart();
+  return reactor_->poll();
+}
+
+// Called with nothing queued. Waits until there may be something to do: reactor work, a due
+// timer or a remote push. Returns false when there is nothing left at all (run() ends).
+bool scheduler::wait_idle(bool forever) {
+  reactor_state& r = *reactor_state_;
+  ++stats_.idle_waits;
+  if (!timers_.empty()) {
+    const clock::time_point next = timers_.top().deadline;
+    if (clock_.now() >= next) return poll_reactor(), true;
+    if (clock_.is_manual()) {
+      // Let the reactor run what is ready first; jump only when the scheduler is truly idle.
+      if (poll_reactor() == 0) {
+        pull_remote();
+        if (public_.empty()) clock_.advance_to(next);
+      }
+      return true;
+    }
+    if (!r.wake_armed || r.wake_at != next) {
+      r.wake_at = next;
+      r.wake_armed = true;
+      r.wake.expires_at(next);
+      r.wake.async_wait([&r](const boost::system::error_code& ec) {
+        if (!ec) r.wake_armed = false;
+      });
+    }
+  } else if (r.wake_armed) {
+    r.wake.cancel();  // the wake timer must not keep run() waiting for a timer that is gone
+    r.wake_armed = false;
+  }
+  if (reactor_->stopped()) reactor_->restart();
+  since_poll_ = 0;
+  // With a work guard (run_forever) or the wake timer armed, this blocks; otherwise it returns
+  // 0 at once when the reactor has no work left.
+  const std::size_t ran = reactor_->run_one();
+  if (ran == 0 && !forever && timers_.empty()) {
+    pull_remote();
+    return !public_.empty();
+  }
+  return true;
+}
+
+bool scheduler::turn(bool forever) {
+  pull_remote();
+  if (public_.empty()) {
+    if (!wait_idle(forever)) return false;
+    pull_remote();
+  } else if (since_poll_ >= k_poll_interval) {
+    poll_reactor();
+    pull_remote();
+  }
+  fire_due_timers();
+  if (public_.empty()) return true;
+
+  ++turn_;
+  ++stats_.turns;
+  internal_.swap(public_);
+  for (const signal& s : internal_)
+    deliver(s);
+  since_poll_ += static_cast<std::uint32_t>(internal_.size());
+  internal_.clear();
+  return true;
+}
+
+void scheduler::loop(bool forever) {
+  if (t_current == this) throw std::logic_error("lancer::scheduler: run() from inside a thread");
+  if (t_current != nullptr) {
+    throw std::logic_error("lancer::scheduler: another scheduler runs on this OS thread");
+  }
+  scheduler* const previous = std::exchange(t_current, this);
+  owner_ = std::this_thread::get_id();
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard;
+  if (forever) guard.emplace(reactor_->get_executor());
+  try {
+    while (!stop_requested_.load(std::memory_order_acquire) && turn(forever)) {
+    }
+  } catch (...) {
+    t_current = previous;
+    throw;
+  }
+  stop_requested_.store(false, std::memory_order_release);
+  t_current = previous;
+}
+
+void scheduler::run() {
+  loop(false);
+}
+void scheduler::run_forever() {
+  loop(true);
+}
+
+void scheduler::stop() noexcept {
+  stop_requested_.store(true, std::memory_order_release);
+  if (t_current != this && !wake_posted_.exchange(true, std::memory_order_acq_rel)) {
+    try {
+      asio::post(*reactor_, [this] { wake_posted_.store(false, std::memory_order_release); });
+    } catch (...) {
+      // Out of memory for the wake-up: the flag is still seen at the next wake.
+    }
+  }
+}
+
+}  // namespace lancer

@@ -1,0 +1,80 @@
+// The per-thread frame pool: reuse, limits, and no malloc in steady-state spawn-and-finish.
+#include "lancer/sched/detail/frame_pool.hpp"
+
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <new>
+
+#include "lancer/sched.hpp"
+
+namespace {
+std::atomic<long> g_news{0};
+}  // namespace
+
+// Counts every global operator new in this test binary.
+void* operator new(std::size_t n) {
+  g_news.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  throw std::bad_alloc{};
+}
+void operator delete(void* p) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+  std::free(p);
+}
+
+using lancer::detail::frame_pool;
+
+TEST_CASE("a freed frame is reused for the next frame of its size class") {
+  void* a = frame_pool::allocate(200);
+  frame_pool::deallocate(a, 200);
+  const auto before = frame_pool::stats();
+  void* b = frame_pool::allocate(230);  // same (192, 256] class
+  CHECK(b == a);
+  CHECK(frame_pool::stats().pool_hits == before.pool_hits + 1);
+  CHECK(frame_pool::stats().system_allocations == before.system_allocations);
+  frame_pool::deallocate(b, 230);
+}
+
+TEST_CASE("frames over the pooled size go straight to the system") {
+  const auto before = frame_pool::stats();
+  void* big = frame_pool::allocate(frame_pool::k_max_pooled + 1);
+  frame_pool::deallocate(big, frame_pool::k_max_pooled + 1);
+  CHECK(frame_pool::stats().system_allocations == before.system_allocations + 1);
+  CHECK(frame_pool::stats().system_frees == before.system_frees + 1);
+}
+
+TEST_CASE("trim gives every cached frame back") {
+  void* a = frame_pool::allocate(100);
+  frame_pool::deallocate(a, 100);
+  CHECK(frame_pool::stats().cached_bytes > 0);
+  frame_pool::trim();
+  CHECK(frame_pool::stats().cached_bytes == 0);
+}
+
+namespace {
+lancer::task<> trivial(long* n) {
+  ++*n;
+  co_return;
+}
+}  // namespace
+
+TEST_CASE("spawn-and-finish in steady state calls no operator new") {
+  lancer::scheduler s;
+  long n = 0;
+  auto wave = [&] {
+    for (int i = 0; i < 1000; ++i)
+      s.spawn(trivial(&n));
+    s.run();
+  };
+  wave();  // warm-up: slots, queues and the pool grow once
+  wave();
+  const long before = g_news.load();
+  for (int i = 0; i < 20; ++i)
+    wave();
+  CHECK(g_news.load() == before);
+  CHECK(n == 22'000);
+}
