@@ -18,9 +18,7 @@
 namespace lancer {
 namespace asio = boost::asio;
 
-namespace {
-thread_local scheduler* t_current = nullptr;
-}  // namespace
+using detail::t_current_scheduler;
 
 struct scheduler::reactor_state {
   asio::io_context io{1};  // one thread: Asio may skip its internal locking
@@ -40,14 +38,10 @@ scheduler::scheduler(lancer::clock clk)
 
 scheduler::~scheduler() {
   // Frames first: awaiters in them unschedule their timers from a heap that still exists.
-  for (std::uint32_t i = 0; i < slots_.size(); ++i) {
-    if (slots_[i].root) reap(i);
+  for (std::uint32_t i = 0; i < slot_count_; ++i) {
+    if (slot(i).root) reap(i);
   }
   timers_.clear();
-}
-
-scheduler* scheduler::current() noexcept {
-  return t_current;
 }
 
 bool scheduler::checks_enabled() noexcept {
@@ -61,29 +55,32 @@ thread_id scheduler::spawn(task<> t) {
   std::uint32_t index;
   if (free_head_ != 0) {
     index = free_head_ - 1;
-    free_head_ = slots_[index].next_free;
+    free_head_ = slot(index).next_free;
   } else {
-    index = static_cast<std::uint32_t>(slots_.size());
-    slots_.emplace_back();
+    index = slot_count_;
+    if ((index >> k_chunk_bits) == chunks_.size()) {
+      chunks_.push_back(std::make_unique<thread_slot[]>(k_chunk_size));
+    }
+    ++slot_count_;
   }
-  thread_slot& slot = slots_[index];
-  slot.root = t.release();
-  slot.resume_at = slot.root;
-  slot.accepts = mask_of(signal_kind::resume);
-  slot.wait = 0;
-  slot.cancelled = false;
-  slot.started = false;
+  thread_slot& fresh = slot(index);
+  fresh.root = t.release();
+  fresh.resume_at = fresh.root;
+  fresh.accepts = mask_of(signal_kind::resume);
+  fresh.wait = 0;
+  fresh.cancelled = false;
+  fresh.started = false;
   ++live_;
   ++stats_.spawned;
-  const thread_id id{index, slot.generation};
+  const thread_id id{index, fresh.generation};
   push(signal{id, signal_kind::resume, 0, 0, running_id_});
   return id;
 }
 
 scheduler::thread_slot* scheduler::find(thread_id t) noexcept {
-  if (t.index >= slots_.size()) return nullptr;
-  thread_slot& slot = slots_[t.index];
-  return slot.generation == t.generation && slot.root ? &slot : nullptr;
+  if (t.index >= slot_count_) return nullptr;
+  thread_slot& s = slot(t.index);
+  return s.generation == t.generation && s.root ? &s : nullptr;
 }
 
 const scheduler::thread_slot* scheduler::find(thread_id t) const noexcept {
@@ -95,20 +92,20 @@ bool scheduler::alive(thread_id t) const noexcept {
 }
 
 void scheduler::discard(thread_id t) noexcept {
-  thread_slot* slot = find(t);
-  if (slot == nullptr || slot == running_) return;
+  thread_slot* s = find(t);
+  if (s == nullptr || s == running_) return;
   reap(t.index);
 }
 
 void scheduler::reap(std::uint32_t index) {
-  thread_slot& slot = slots_[index];
-  const root_handle root = std::exchange(slot.root, nullptr);
-  const thread_id id{index, slot.generation};
+  thread_slot& dead = slot(index);
+  const root_handle root = std::exchange(dead.root, nullptr);
+  const thread_id id{index, dead.generation};
   // Free the slot before destroying the frame: destructors in it may spawn or push.
-  slot.resume_at = nullptr;
-  slot.accepts = 0;
-  if (++slot.generation == 0) slot.generation = 1;
-  slot.next_free = free_head_;
+  dead.resume_at = nullptr;
+  dead.accepts = 0;
+  if (++dead.generation == 0) dead.generation = 1;
+  dead.next_free = free_head_;
   free_head_ = index + 1;
   --live_;
   ++stats_.finished;
@@ -139,32 +136,14 @@ void scheduler::reap(std::uint32_t index) {
   root.destroy();
 }
 
-bool scheduler::current_cancelled() const noexcept {
-  return running_ != nullptr && running_->cancelled;
-}
-
-std::uint32_t scheduler::park(std::coroutine_handle<> h, signal_mask accepts) noexcept {
-  running_->resume_at = h;
-  running_->accepts = accepts;
-  if (++running_->wait == 0) running_->wait = 1;  // 0 means "any suspension" in a signal
-  return running_->wait;
-}
-
-const signal& scheduler::take_signal() const {
+void scheduler::throw_for_signal() const {
   if (running_->cancelled) throw cancelled{};
-  const signal& s = running_->received;
-  if (s.kind == signal_kind::timeout) throw timed_out{};
-  return s;
+  throw timed_out{};
 }
 
 // --- signals --------------------------------------------------------------------------------
 
-void scheduler::push(signal s) {
-  if (!s.source) s.source = running_id_;
-  if (t_current == this) {
-    public_.push_back(s);
-    return;
-  }
+void scheduler::push_remote(signal s) {
   {
     std::lock_guard lock(remote_mutex_);
     remote_.push_back(s);
@@ -319,11 +298,12 @@ bool scheduler::turn(bool forever) {
 }
 
 void scheduler::loop(bool forever) {
-  if (t_current == this) throw std::logic_error("lancer::scheduler: run() from inside a thread");
-  if (t_current != nullptr) {
+  if (t_current_scheduler == this)
+    throw std::logic_error("lancer::scheduler: run() from inside a thread");
+  if (t_current_scheduler != nullptr) {
     throw std::logic_error("lancer::scheduler: another scheduler runs on this OS thread");
   }
-  scheduler* const previous = std::exchange(t_current, this);
+  scheduler* const previous = std::exchange(t_current_scheduler, this);
   owner_ = std::this_thread::get_id();
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard;
   if (forever) guard.emplace(reactor_->get_executor());
@@ -331,11 +311,11 @@ void scheduler::loop(bool forever) {
     while (!stop_requested_.load(std::memory_order_acquire) && turn(forever)) {
     }
   } catch (...) {
-    t_current = previous;
+    t_current_scheduler = previous;
     throw;
   }
   stop_requested_.store(false, std::memory_order_release);
-  t_current = previous;
+  t_current_scheduler = previous;
 }
 
 void scheduler::run() {
@@ -347,7 +327,7 @@ void scheduler::run_forever() {
 
 void scheduler::stop() noexcept {
   stop_requested_.store(true, std::memory_order_release);
-  if (t_current != this && !wake_posted_.exchange(true, std::memory_order_acq_rel)) {
+  if (t_current_scheduler != this && !wake_posted_.exchange(true, std::memory_order_acq_rel)) {
     try {
       asio::post(*reactor_, [this] { wake_posted_.store(false, std::memory_order_release); });
     } catch (...) {

@@ -28,7 +28,6 @@
 #include <atomic>
 #include <coroutine>
 #include <cstdint>
-#include <deque>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -48,6 +47,13 @@ class io_context;
 }
 
 namespace lancer {
+
+class scheduler;
+
+namespace detail {
+// The scheduler running on this OS thread (inline: read on every suspension).
+constinit inline thread_local scheduler* t_current_scheduler = nullptr;
+}  // namespace detail
 
 struct scheduler_stats {
   std::uint64_t turns = 0;       // turns that delivered at least one signal
@@ -76,7 +82,7 @@ class scheduler {
   scheduler& operator=(const scheduler&) = delete;
 
   // The scheduler running on this OS thread, or null outside run()/run_forever().
-  static scheduler* current() noexcept;
+  static scheduler* current() noexcept { return detail::t_current_scheduler; }
 
   // True when this build checks the scheduler's contract (one signal per target per turn).
   static bool checks_enabled() noexcept;
@@ -87,7 +93,14 @@ class scheduler {
 
   // Queues `s` for the next turn. Thread-safe; from another OS thread it also wakes a blocked
   // scheduler. `s.source` is filled in with the running thread when left empty.
-  void push(signal s);
+  void push(const signal& s) {
+    if (detail::t_current_scheduler == this) {
+      public_.push_back(s);
+      if (!s.source) public_.back().source = running_id_;
+    } else {
+      push_remote(s);
+    }
+  }
 
   // Cancels `t`: its pending co_await throws `cancelled`, and so does every later one. A thread
   // that has not started yet is destroyed without running. Thread-safe: on the scheduler's own
@@ -131,15 +144,24 @@ class scheduler {
   thread_id current_thread() const noexcept { return running_id_; }
 
   // True when the running thread was cancelled: awaitables then throw instead of suspending.
-  bool current_cancelled() const noexcept;
+  bool current_cancelled() const noexcept { return running_ != nullptr && running_->cancelled; }
 
   // Parks the running thread at `h` until a signal of a kind in `accepts` (or cancel or
   // timeout) arrives. Returns the number of this suspension, for `signal::wait`.
-  std::uint32_t park(std::coroutine_handle<> h, signal_mask accepts) noexcept;
+  std::uint32_t park(std::coroutine_handle<> h, signal_mask accepts) noexcept {
+    running_->resume_at = h;
+    running_->accepts = accepts;
+    if (++running_->wait == 0) running_->wait = 1;  // 0 means "any suspension" in a signal
+    return running_->wait;
+  }
 
   // The signal that resumed the running thread. Throws `cancelled` or `timed_out` for those
   // kinds, so a co_await that ends this way unwinds the thread.
-  const signal& take_signal() const;
+  const signal& take_signal() const {
+    const signal& s = running_->received;
+    if (running_->cancelled || s.kind == signal_kind::timeout) throw_for_signal();
+    return s;
+  }
 
   // Schedules `node` (its `fire` signal is pushed once `node.deadline` has passed), or removes
   // it. The node must stay alive and in place while scheduled.
@@ -164,6 +186,11 @@ class scheduler {
 
   struct reactor_state;
 
+  [[noreturn]] void throw_for_signal() const;
+  void push_remote(signal s);
+  thread_slot& slot(std::uint32_t index) noexcept {
+    return chunks_[index >> k_chunk_bits][index & (k_chunk_size - 1)];
+  }
   void loop(bool forever);
   bool turn(bool forever);
   bool wait_idle(bool forever);
@@ -184,7 +211,11 @@ class scheduler {
   std::unique_ptr<reactor_state> reactor_state_;  // io_context, wake timer, work guard
   boost::asio::io_context* reactor_;              // owned by reactor_state_
 
-  std::deque<thread_slot> slots_;   // stable addresses: a slot never moves
+  // Slots live in fixed-size chunks: stable addresses (a slot never moves) and cheap indexing.
+  static constexpr std::uint32_t k_chunk_bits = 10;
+  static constexpr std::uint32_t k_chunk_size = 1u << k_chunk_bits;
+  std::vector<std::unique_ptr<thread_slot[]>> chunks_;
+  std::uint32_t slot_count_ = 0;    // slots ever created
   std::uint32_t free_head_ = 0;     // first free slot index + 1; 0: none
   std::size_t live_ = 0;            // threads alive
   thread_slot* running_ = nullptr;  // the thread being resumed, if any
