@@ -237,9 +237,17 @@ std::size_t scheduler::poll_reactor() {
 
 // Called with nothing queued. Waits until there may be something to do: reactor work, a due
 // timer or a remote push. Returns false when there is nothing left at all (run() ends).
-bool scheduler::wait_idle(bool forever) {
+bool scheduler::wait_idle(run_mode mode) {
   reactor_state& r = *reactor_state_;
   ++stats_.idle_waits;
+  const bool forever = mode == run_mode::forever;
+  if (mode == run_mode::until_idle) {
+    // Only what can happen now: ready reactor handlers, timers already due.
+    const std::size_t ran = poll_reactor();
+    pull_remote();
+    return ran != 0 || !public_.empty() ||
+           (!timers_.empty() && clock_.now() >= timers_.top().deadline);
+  }
   if (!timers_.empty()) {
     const clock::time_point next = timers_.top().deadline;
     if (clock_.now() >= next) return poll_reactor(), true;
@@ -275,10 +283,10 @@ bool scheduler::wait_idle(bool forever) {
   return true;
 }
 
-bool scheduler::turn(bool forever) {
+bool scheduler::turn(run_mode mode) {
   pull_remote();
   if (public_.empty()) {
-    if (!wait_idle(forever)) return false;
+    if (!wait_idle(mode)) return false;
     pull_remote();
   } else if (since_poll_ >= k_poll_interval) {
     poll_reactor();
@@ -297,7 +305,7 @@ bool scheduler::turn(bool forever) {
   return true;
 }
 
-void scheduler::loop(bool forever) {
+void scheduler::loop(run_mode mode) {
   if (t_current_scheduler == this)
     throw std::logic_error("lancer::scheduler: run() from inside a thread");
   if (t_current_scheduler != nullptr) {
@@ -306,9 +314,9 @@ void scheduler::loop(bool forever) {
   scheduler* const previous = std::exchange(t_current_scheduler, this);
   owner_ = std::this_thread::get_id();
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard;
-  if (forever) guard.emplace(reactor_->get_executor());
+  if (mode == run_mode::forever) guard.emplace(reactor_->get_executor());
   try {
-    while (!stop_requested_.load(std::memory_order_acquire) && turn(forever)) {
+    while (!stop_requested_.load(std::memory_order_acquire) && turn(mode)) {
     }
   } catch (...) {
     t_current_scheduler = previous;
@@ -319,10 +327,26 @@ void scheduler::loop(bool forever) {
 }
 
 void scheduler::run() {
-  loop(false);
+  loop(run_mode::until_empty);
 }
 void scheduler::run_forever() {
-  loop(true);
+  loop(run_mode::forever);
+}
+void scheduler::run_until_idle() {
+  loop(run_mode::until_idle);
+}
+
+void scheduler::advance(lancer::clock::duration d) {
+  if (!clock_.is_manual()) throw std::logic_error("lancer::scheduler::advance: steady clock");
+  const clock::time_point target = clock_.now() + d;
+  // Step through each due timer in turn, so every sleeper wakes at its own deadline.
+  for (;;) {
+    run_until_idle();
+    if (timers_.empty() || timers_.top().deadline > target) break;
+    clock_.advance_to(timers_.top().deadline);
+  }
+  clock_.advance_to(target);
+  run_until_idle();
 }
 
 void scheduler::stop() noexcept {

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <random>
 #include <set>
+#include <string>
 #include <vector>
 
 #include "lancer/sched.hpp"
@@ -153,4 +154,63 @@ TEST_CASE("the timer heap pops in (deadline, arrival) order after random removal
     model.erase(model.begin());
   }
   CHECK(model.empty());
+}
+
+TEST_CASE("wait_signal_until returns the signal if it comes first, nullopt at the deadline") {
+  scheduler s{clock::manual()};
+  const clock::time_point start = s.now();
+  std::vector<std::string> seen;
+  const lancer::thread_id t = s.spawn([](std::vector<std::string>* out) -> task<> {
+    auto first = co_await lancer::wait_signal_until(scheduler::current()->now() + 10s);
+    out->push_back(first ? "signal " + std::to_string(first->value) : "deadline");
+    auto second = co_await lancer::wait_signal_until(scheduler::current()->now() + 10s);
+    out->push_back(
+        second ? "signal"
+               : "deadline at " +
+                     std::to_string((scheduler::current()->now() - clock::time_point{}) / 1s));
+  }(&seen));
+  s.spawn([](lancer::thread_id target) -> task<> {
+    co_await lancer::sleep_for(3s);
+    scheduler::current()->push(lancer::signal{target, lancer::signal_kind::value_ready, 0, 7, {}});
+  }(t));
+  s.run();
+  REQUIRE(seen.size() == 2);
+  CHECK(seen[0] == "signal 7");
+  CHECK(seen[1] == "deadline at " + std::to_string((start + 13s - clock::time_point{}) / 1s));
+}
+
+TEST_CASE("run_until_idle runs what is due now and never moves a manual clock") {
+  scheduler s{clock::manual()};
+  const clock::time_point start = s.now();
+  long total = 0;
+  s.spawn([](long* n) -> task<> {
+    ++*n;
+    co_await lancer::sleep_for(5s);
+    ++*n;
+  }(&total));
+  s.run_until_idle();
+  CHECK(total == 1);
+  CHECK(s.now() == start);
+  s.advance(4s);
+  CHECK(total == 1);
+  s.advance(1s);
+  CHECK(total == 2);
+  CHECK(s.now() == start + 5s);
+}
+
+TEST_CASE("advance wakes each sleeper at its own deadline") {
+  scheduler s{clock::manual()};
+  const clock::time_point start = s.now();
+  std::vector<int> order;
+  std::vector<clock::time_point> woke;
+  s.spawn(sleeper(2s, 1, &order, &woke));
+  s.spawn(sleeper(1s, 2, &order, &woke));
+  s.run_until_idle();
+  s.advance(10s);
+  CHECK(order == std::vector<int>{2, 1});
+  REQUIRE(woke.size() == 2);
+  CHECK(woke[0] == start + 1s);
+  CHECK(woke[1] == start + 2s);
+  CHECK(s.now() == start + 10s);
+  CHECK_THROWS_AS(scheduler{}.advance(1s), std::logic_error);
 }

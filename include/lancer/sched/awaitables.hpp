@@ -13,6 +13,8 @@
 
 #include <chrono>
 #include <coroutine>
+#include <cstdint>
+#include <optional>
 #include <stdexcept>
 
 #include "lancer/sched/scheduler.hpp"
@@ -128,6 +130,46 @@ class wait_signal : public detail::parking_awaiter {
   explicit wait_signal(signal_mask accepts = k_default) : parking_awaiter(accepts) {}
   void await_suspend(std::coroutine_handle<> h) noexcept { park(h); }
   signal await_resume() const { return finish(); }
+};
+
+// Suspends until a signal of a kind in `accepts` arrives (returned) or the clock reaches
+// `deadline` (returns nullopt). A deadline already passed returns nullopt without suspending.
+class wait_signal_until : public detail::parking_awaiter {
+ public:
+  wait_signal_until(clock::time_point deadline, signal_mask accepts = wait_signal::k_default)
+      : parking_awaiter(accepts | mask_of(signal_kind::resume)) {
+    node_.deadline = deadline;
+  }
+  wait_signal_until(const wait_signal_until&) = delete;
+  wait_signal_until& operator=(const wait_signal_until&) = delete;
+  ~wait_signal_until() { sched_->remove_timer(node_); }
+
+  bool await_ready() const noexcept {
+    return sched_->current_cancelled() || node_.deadline <= sched_->now();
+  }
+  void await_suspend(std::coroutine_handle<> h) {
+    const std::uint32_t wait = park(h);
+    const thread_id me = sched_->current_thread();
+    // The timer's signal carries the node's address: no other sender can forge it by accident.
+    node_.fire =
+        signal{me, signal_kind::resume, wait, reinterpret_cast<std::uintptr_t>(&node_), me};
+    sched_->add_timer(node_);
+  }
+  std::optional<signal> await_resume() {
+    sched_->remove_timer(node_);
+    if (!suspended_) {
+      if (sched_->current_cancelled()) throw cancelled{};
+      return std::nullopt;
+    }
+    const signal& s = finish();
+    if (s.kind == signal_kind::resume && s.value == reinterpret_cast<std::uintptr_t>(&node_)) {
+      return std::nullopt;
+    }
+    return s;
+  }
+
+ private:
+  detail::timer_node node_;
 };
 
 }  // namespace lancer

@@ -121,6 +121,15 @@ class scheduler {
   // Runs turns until stop(), blocking when idle.
   void run_forever();
 
+  // Runs turns while there is something to do now: queued signals, ready reactor handlers,
+  // timers already due. Never blocks and never moves a manual clock. Tests use it to let a
+  // server answer what it was sent.
+  void run_until_idle();
+
+  // Moves a manual clock forward by `d`, then runs until idle (timers due by then fire, in
+  // deadline order, each at its own time). Throws std::logic_error on the steady clock.
+  void advance(lancer::clock::duration d);
+
   // Makes run()/run_forever() return after the current turn. Thread-safe.
   void stop() noexcept;
 
@@ -191,9 +200,10 @@ class scheduler {
   thread_slot& slot(std::uint32_t index) noexcept {
     return chunks_[index >> k_chunk_bits][index & (k_chunk_size - 1)];
   }
-  void loop(bool forever);
-  bool turn(bool forever);
-  bool wait_idle(bool forever);
+  enum class run_mode : std::uint8_t { until_empty, forever, until_idle };
+  void loop(run_mode mode);
+  bool turn(run_mode mode);
+  bool wait_idle(run_mode mode);
   std::size_t poll_reactor();
   void pull_remote();
   void fire_due_timers();
