@@ -1,0 +1,39 @@
+// The server's record of one connection: {connection, deadline, bound thread, frame}.
+// Users never see it; the managing coroutine works on these.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "lancer/core/connection.hpp"
+#include "lancer/core/frame.hpp"
+#include "lancer/core/transport.hpp"
+#include "lancer/sched/detail/frame_pool.hpp"
+#include "lancer/sched/detail/timer_heap.hpp"
+#include "lancer/sched/signal.hpp"
+
+namespace lancer::detail {
+
+struct descriptor {
+  descriptor(server& srv, std::uint64_t id, std::unique_ptr<transport> t)
+      : link(std::move(t)), conn(srv, *this, id, link.get()) {}
+
+  // Descriptors come and go with connections: recycle their memory like coroutine frames.
+  static void* operator new(std::size_t n) { return frame_pool::allocate(n); }
+  static void operator delete(void* p, std::size_t n) noexcept { frame_pool::deallocate(p, n); }
+
+  std::unique_ptr<transport> link;  // the source's transport; closed before it is destroyed
+  connection conn;
+  lancer::frame frame;               // the handler's per-connection state
+  thread_id thread;                  // the handler's thread
+  timer_node deadline;               // in the server's deadline heap; fire.value = this
+  descriptor* ready_next = nullptr;  // ready list (intrusive, FIFO)
+  descriptor* all_prev = nullptr;    // every live descriptor (intrusive)
+  descriptor* all_next = nullptr;
+  std::uint8_t expiry_stage = 0;  // 0: next expiry times out; 1: next expiry cuts off
+  bool ready = false;             // on the ready list
+  bool finished = false;          // the handler's thread has returned
+  bool wake_pushed = false;       // a wakeback is on its way to the thread
+};
+
+}  // namespace lancer::detail

@@ -1,0 +1,139 @@
+// lancer::server: runs a handler coroutine for every connection its sources bring.
+//
+//   lancer::scheduler sched;
+//   lancer::server srv{sched, [](lancer::connection& c, lancer::frame&, lancer::pubframe&)
+//                                 -> lancer::task<> { ... }};
+//   srv.attach_source(src);
+//   srv.run();      // starts the sources and the managing coroutine
+//   sched.run();    // the scheduler does the running
+//
+// For each connection, add_connection creates a descriptor {connection, deadline, bound
+// thread, frame}, calls the handler and binds the coroutine it returns to the connection as a
+// new thread. The managing coroutine (one thread per server) then, each turn it runs:
+//   - wakes the threads whose connections flagged themselves (data, EOF, error, drained,
+//     require_wakeback) — a ready list, so the cost follows the connections with news;
+//   - times out the threads whose deadline passed (a deadline heap, same reasoning): the
+//     pending co_await throws `timed_out`, reads fail from then on, and after `grace` the
+//     connection is closed and a thread still running is cancelled;
+//   - closes the connections whose handler returned, once their output is sent, and reaps them.
+// When nothing is ready it sleeps until a connection flags itself or a deadline falls due.
+//
+// No exception reaches the scheduler: a handler that throws is logged with its connection id
+// ("conn/42"), its connection is closed, and every other connection carries on.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "lancer/core/connection.hpp"
+#include "lancer/core/frame.hpp"
+#include "lancer/core/source.hpp"
+#include "lancer/core/transport.hpp"
+#include "lancer/sched/detail/timer_heap.hpp"
+#include "lancer/sched/scheduler.hpp"
+#include "lancer/sched/task.hpp"
+
+namespace lancer {
+
+namespace detail {
+struct descriptor;
+}
+
+struct server_options {
+  clock::duration timeout = std::chrono::seconds(60);  // each new connection's deadline; 0: none
+  clock::duration grace = std::chrono::seconds(1);     // after a timeout, until the cut-off
+  std::size_t high_water = 256 * 1024;                 // send() waits above this many unsent bytes
+  std::size_t read_chunk = 64 * 1024;                  // most bytes one transport read appends
+  std::size_t max_buffered = 1 << 20;  // read() fails once this many bytes sit unconsumed
+};
+
+struct server_stats {
+  std::uint64_t accepted = 0;        // connections handed to a handler
+  std::uint64_t refused = 0;         // offered while stopping or draining
+  std::uint64_t closed = 0;          // connections reaped
+  std::uint64_t timed_out = 0;       // deadlines passed
+  std::uint64_t cut_off = 0;         // threads cancelled after their grace
+  std::uint64_t handler_errors = 0;  // handlers that ended with an exception
+  std::uint64_t wakebacks = 0;       // wakebacks the managing coroutine sent
+};
+
+class server {
+ public:
+  using handler = std::function<task<>(connection&, frame&, pubframe&)>;
+
+  server(scheduler& sched, handler h, server_options options = {});
+  // Stops the sources, destroys every handler thread still alive (their RAII runs) and
+  // closes every connection.
+  ~server();
+  server(const server&) = delete;
+  server& operator=(const server&) = delete;
+
+  // Adds a source; it is started by run() (or at once if the server is already running).
+  void attach_source(source& src);
+
+  // Starts the attached sources and the managing coroutine. Returns at once: the scheduler
+  // runs them. Throws std::logic_error if called twice.
+  void run();
+
+  // Stops taking connections, closes every connection now and cancels every handler thread.
+  void stop();
+
+  // Graceful stop: stops taking connections and lets the handlers finish. Threads waiting for
+  // input are woken (their read returns 0; draining() is true) so they can end between
+  // requests. At `deadline`, whatever is left is closed and its thread cancelled.
+  void drain(clock::time_point deadline);
+
+  // True after stop() or drain(): handlers should finish what they are doing and return.
+  bool draining() const noexcept { return stopping_; }
+
+  // What a source calls for each new connection. The server owns `t` from now on. Returns
+  // the connection, or null if the server is stopping (the transport is then closed).
+  connection* add_connection(std::unique_ptr<transport> t);
+
+  scheduler& sched() noexcept { return sched_; }
+  pubframe& shared() noexcept { return pub_; }
+  const server_options& options() const noexcept { return options_; }
+  const server_stats& stats() const noexcept { return stats_; }
+  // Connections alive (handed over and not reaped yet).
+  std::size_t connections() const noexcept { return live_; }
+
+ private:
+  friend class connection;
+
+  task<> serve(detail::descriptor* d);
+  task<> manage();
+  void flag(detail::descriptor& d) noexcept;
+  void wake_manager() noexcept;
+  void process_ready();
+  void process_deadlines();
+  void expire(detail::descriptor& d);
+  void try_finish(detail::descriptor& d);
+  void reap(detail::descriptor& d) noexcept;
+  void set_deadline(detail::descriptor& d, clock::time_point t) noexcept;
+
+  scheduler& sched_;
+  handler handler_;
+  server_options options_;
+  pubframe pub_;
+  std::vector<source*> sources_;
+
+  detail::descriptor* all_ = nullptr;         // every live descriptor
+  detail::descriptor* ready_head_ = nullptr;  // flagged, waiting for the managing coroutine
+  detail::descriptor* ready_tail_ = nullptr;
+  detail::timer_heap deadlines_;  // descriptors by deadline
+  std::size_t live_ = 0;
+  std::uint64_t next_id_ = 1;
+
+  thread_id manager_;                  // the managing coroutine's thread
+  clock::time_point manager_until_{};  // the deadline it sleeps until (max: none)
+  bool manager_parked_ = false;        // it sleeps: a flag must wake it
+  bool manager_woken_ = false;         // a wakeback is on its way to it
+  bool running_ = false;
+  bool stopping_ = false;
+  server_stats stats_;
+};
+
+}  // namespace lancer

@@ -1,0 +1,22 @@
+// lancer::source: where connections come from (fake, TCP, Unix). A source knows nothing of
+// handlers: it accepts connections and hands each to server::add_connection with a transport.
+#pragma once
+
+#include <string>
+
+namespace lancer {
+
+class server;
+
+class source {
+ public:
+  virtual ~source() = default;
+  // Starts accepting; each new connection goes to srv.add_connection(). Called by server::run.
+  virtual void start(server& srv) = 0;
+  // Stops accepting. Connections already handed over are the server's. Idempotent.
+  virtual void stop() noexcept = 0;
+  // What it listens on, for logs: "tcp/127.0.0.1:8080", "fake".
+  virtual std::string name() const = 0;
+};
+
+}  // namespace lancer

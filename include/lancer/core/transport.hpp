@@ -1,0 +1,48 @@
+// lancer::transport: how a connection's bytes reach the wire. Each source provides one.
+//
+// The connection drives its transport and the transport reports back, possibly synchronously
+// from inside the call, possibly later (from a reactor completion or a fake peer):
+//
+//   start_read()  -> appends to conn.inbound(), then conn.on_read(error)
+//   start_write() -> takes bytes from the front of conn.outbound(), then conn.on_written(error)
+//
+// At most one read and one write are outstanding at a time; the connection guarantees it.
+// After close() the transport reports nothing more and never touches the connection again.
+#pragma once
+
+#include <string>
+#include <system_error>
+
+namespace lancer {
+
+class connection;
+
+class transport {
+ public:
+  virtual ~transport() = default;
+
+  // Reads some bytes into c.inbound() (at most `limit` more), then calls c.on_read(ec):
+  // ec is empty when bytes arrived, `eof` when the peer finished sending, or the error.
+  virtual void start_read(connection& c, std::size_t limit) = 0;
+
+  // Sends bytes from the front of c.outbound() (consuming what was sent), then calls
+  // c.on_written(ec). Sending only part of it is fine: the connection asks again.
+  virtual void start_write(connection& c) = 0;
+
+  // Stops sending after what was written (half-close). Reading goes on.
+  virtual void shutdown_write() noexcept = 0;
+
+  // Closes both directions at once. Idempotent.
+  virtual void close() noexcept = 0;
+
+  // "address:port", a socket path, or "fake/N".
+  virtual std::string peer_address() const = 0;
+  virtual std::string local_address() const = 0;
+};
+
+// The error a transport gives for "the peer finished sending".
+inline std::error_code eof_error() noexcept {
+  return std::make_error_code(std::errc::no_message_available);
+}
+
+}  // namespace lancer

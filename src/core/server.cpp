@@ -1,0 +1,265 @@
+#include "lancer/core/server.hpp"
+
+#include <stdexcept>
+#include <system_error>
+
+#include "lancer/core/detail/descriptor.hpp"
+#include "lancer/log.hpp"
+#include "lancer/sched/awaitables.hpp"
+
+namespace lancer {
+
+using detail::descriptor;
+
+namespace {
+std::string conn_name(const connection& c) {
+  return fmt::format("conn/{}", c.id());
+}
+}  // namespace
+
+server::server(scheduler& sched, handler h, server_options options)
+    : sched_(sched), handler_(std::move(h)), options_(options) {
+  if (!handler_) throw std::invalid_argument("lancer::server: empty handler");
+}
+
+server::~server() {
+  for (source* s : sources_)
+    s->stop();
+  stopping_ = true;
+  // Threads first: their frames refer to the connections.
+  if (manager_) sched_.discard(manager_);
+  for (descriptor* d = all_; d != nullptr; d = d->all_next) {
+    if (d->thread) sched_.discard(d->thread);
+  }
+  while (all_ != nullptr)
+    reap(*all_);
+}
+
+void server::attach_source(source& src) {
+  sources_.push_back(&src);
+  if (running_ && !stopping_) src.start(*this);
+}
+
+void server::run() {
+  if (running_) throw std::logic_error("lancer::server::run: already running");
+  running_ = true;
+  manager_ = sched_.spawn(manage());
+  for (source* s : sources_) {
+    s->start(*this);
+    log(log_level::info, "server", "listening on {}", s->name());
+  }
+}
+
+void server::stop() {
+  if (!stopping_) log(log_level::info, "server", "stopping: closing {} connections", live_);
+  stopping_ = true;
+  for (source* s : sources_)
+    s->stop();
+  for (descriptor* d = all_; d != nullptr; d = d->all_next) {
+    d->conn.abort(std::make_error_code(std::errc::operation_canceled));
+    if (d->thread) sched_.cancel(d->thread);
+    flag(*d);
+  }
+  wake_manager();
+}
+
+void server::drain(clock::time_point deadline) {
+  if (!stopping_) log(log_level::info, "server", "draining {} connections", live_);
+  stopping_ = true;
+  for (source* s : sources_)
+    s->stop();
+  for (descriptor* d = all_; d != nullptr; d = d->all_next) {
+    if (!d->deadline.scheduled() || deadline < d->deadline.deadline) {
+      d->expiry_stage = 1;  // at the drain deadline: cut off, no further grace
+      set_deadline(*d, deadline);
+    }
+    if (d->conn.waiting_ == connection::waiting::read) flag(*d);  // let idle handlers see it
+  }
+  wake_manager();
+}
+
+connection* server::add_connection(std::unique_ptr<transport> t) {
+  if (!t) throw std::invalid_argument("lancer::server::add_connection: no transport");
+  if (stopping_) {
+    ++stats_.refused;
+    t->close();
+    return nullptr;
+  }
+  auto* d = new descriptor(*this, next_id_++, std::move(t));
+  d->deadline.fire.value = reinterpret_cast<std::uintptr_t>(d);
+  d->all_next = all_;
+  if (all_ != nullptr) all_->all_prev = d;
+  all_ = d;
+  ++live_;
+  ++stats_.accepted;
+  if (options_.timeout.count() > 0) set_deadline(*d, sched_.now() + options_.timeout);
+  log(log_level::debug, conn_name(d->conn), "accepted from {}", d->conn.peer_address());
+  d->thread = sched_.spawn(serve(d));
+  return &d->conn;
+}
+
+// The thread bound to a connection: the handler, wrapped so no exception escapes.
+task<> server::serve(descriptor* d) {
+  connection& c = d->conn;
+  try {
+    co_await handler_(c, d->frame, pub_);
+  } catch (const timed_out&) {
+    log(log_level::debug, conn_name(c), "handler ended by its deadline");
+  } catch (const cancelled&) {
+    log(log_level::debug, conn_name(c), "handler cancelled");
+  } catch (const std::system_error& e) {
+    // Transport trouble (a reset, a broken pipe) is the peer's doing: not an error of ours.
+    log(log_level::info, conn_name(c), "closed on a transport error: {}", e.what());
+    c.abort(e.code());
+  } catch (const std::exception& e) {
+    ++stats_.handler_errors;
+    log(log_level::error, conn_name(c), "handler failed: {}", e.what());
+    c.abort(std::make_error_code(std::errc::connection_aborted));
+  } catch (...) {
+    ++stats_.handler_errors;
+    log(log_level::error, conn_name(c), "handler failed with a non-standard exception");
+    c.abort(std::make_error_code(std::errc::connection_aborted));
+  }
+  d->finished = true;
+  d->thread = {};
+  c.close();
+  flag(*d);
+}
+
+// --- the managing coroutine -----------------------------------------------------------------
+
+task<> server::manage() {
+  for (;;) {
+    manager_woken_ = false;
+    process_ready();
+    process_deadlines();
+    if (stopping_ && live_ == 0) break;
+    manager_parked_ = true;
+    if (deadlines_.empty()) {
+      manager_until_ = clock::time_point::max();
+      co_await wait_signal(mask_of(signal_kind::wakeback));
+    } else {
+      manager_until_ = deadlines_.top().deadline;
+      co_await wait_signal_until(manager_until_, mask_of(signal_kind::wakeback));
+    }
+    manager_parked_ = false;
+  }
+  manager_ = {};
+  log(log_level::info, "server", "stopped after {} connections", stats_.accepted);
+}
+
+void server::wake_manager() noexcept {
+  if (manager_parked_ && !manager_woken_ && manager_) {
+    manager_woken_ = true;
+    sched_.push(signal{manager_, signal_kind::wakeback, 0, 0, {}});
+  }
+}
+
+void server::flag(descriptor& d) noexcept {
+  if (!d.ready) {
+    d.ready = true;
+    d.ready_next = nullptr;
+    if (ready_tail_ != nullptr) {
+      ready_tail_->ready_next = &d;
+    } else {
+      ready_head_ = &d;
+    }
+    ready_tail_ = &d;
+  }
+  wake_manager();
+}
+
+void server::process_ready() {
+  // Take the whole list: what is flagged while it is processed waits for the next round.
+  descriptor* d = std::exchange(ready_head_, nullptr);
+  ready_tail_ = nullptr;
+  while (d != nullptr) {
+    descriptor* next = d->ready_next;
+    d->ready = false;
+    d->ready_next = nullptr;
+    if (d->finished) {
+      try_finish(*d);  // may reap d
+    } else if (d->conn.waiting_ != connection::waiting::none && !d->wake_pushed) {
+      d->wake_pushed = true;
+      ++stats_.wakebacks;
+      sched_.push(signal{d->thread, signal_kind::wakeback, d->conn.park_wait_, 0, manager_});
+    }
+    d = next;
+  }
+}
+
+void server::process_deadlines() {
+  const clock::time_point now = sched_.now();
+  while (!deadlines_.empty() && deadlines_.top().deadline <= now) {
+    detail::timer_node& node = deadlines_.pop();
+    expire(*reinterpret_cast<descriptor*>(node.fire.value));
+  }
+}
+
+void server::expire(descriptor& d) {
+  connection& c = d.conn;
+  if (d.finished) {
+    // Its handler returned but the peer would not take the rest of the output in time.
+    c.abort(std::make_error_code(std::errc::timed_out));
+    reap(d);
+    return;
+  }
+  if (d.expiry_stage == 0) {
+    ++stats_.timed_out;
+    log(log_level::debug, conn_name(c), "deadline passed");
+    c.expired_ = true;  // reads fail from now on; writes still go out during the grace
+    d.expiry_stage = 1;
+    sched_.push(signal{d.thread, signal_kind::timeout, 0, 0, manager_});
+    if (options_.grace.count() > 0) {
+      set_deadline(d, sched_.now() + options_.grace);
+      return;
+    }
+  }
+  ++stats_.cut_off;
+  log(log_level::warn, conn_name(c), "still running past its deadline: cut off");
+  c.abort(std::make_error_code(std::errc::timed_out));
+  sched_.cancel(d.thread);
+}
+
+void server::try_finish(descriptor& d) {
+  connection& c = d.conn;
+  if (!c.aborted_ && !c.error_ && !c.out_.empty()) {
+    c.request_write();  // on_written flags again until the output is gone
+    if (!c.out_.empty() || c.writing_) return;
+  }
+  reap(d);
+}
+
+void server::reap(descriptor& d) noexcept {
+  deadlines_.remove(d.deadline);
+  if (d.ready) {  // unlink from the ready list (rare: reaped while flagged again)
+    descriptor** p = &ready_head_;
+    descriptor* prev = nullptr;
+    while (*p != &d) {
+      prev = *p;
+      p = &(*p)->ready_next;
+    }
+    *p = d.ready_next;
+    if (ready_tail_ == &d) ready_tail_ = prev;
+  }
+  if (d.all_prev != nullptr) {
+    d.all_prev->all_next = d.all_next;
+  } else {
+    all_ = d.all_next;
+  }
+  if (d.all_next != nullptr) d.all_next->all_prev = d.all_prev;
+  d.link->close();
+  --live_;
+  ++stats_.closed;
+  log(log_level::debug, conn_name(d.conn), "closed");
+  delete &d;
+}
+
+void server::set_deadline(descriptor& d, clock::time_point t) noexcept {
+  deadlines_.remove(d.deadline);
+  d.deadline.deadline = t;
+  deadlines_.push(d.deadline);
+  if (t < manager_until_) wake_manager();  // it sleeps past the new deadline: re-arm
+}
+
+}  // namespace lancer
