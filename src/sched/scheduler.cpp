@@ -144,6 +144,12 @@ void scheduler::throw_for_signal() const {
 // --- signals --------------------------------------------------------------------------------
 
 void scheduler::push_remote(signal s) {
+  // Outside run() on the owning OS thread (a test driving a fake client, a source set up
+  // before run): the local queue is safe, and needs neither the lock nor a wake-up.
+  if (t_current_scheduler == nullptr && std::this_thread::get_id() == owner_.load()) {
+    public_.push_back(s);
+    return;
+  }
   {
     std::lock_guard lock(remote_mutex_);
     remote_.push_back(s);
@@ -156,7 +162,7 @@ void scheduler::push_remote(signal s) {
 }
 
 void scheduler::cancel(thread_id t) {
-  if (std::this_thread::get_id() == owner_) {
+  if (std::this_thread::get_id() == owner_.load()) {
     if (thread_slot* slot = find(t)) slot->cancelled = true;
   }
   push(signal{t, signal_kind::cancel, 0, 0, {}});

@@ -242,7 +242,7 @@ class scheduler {
   std::atomic<bool> remote_pending_{false};
   std::atomic<bool> wake_posted_{false};
   std::atomic<bool> stop_requested_{false};
-  std::thread::id owner_;  // the OS thread that created or last ran the scheduler
+  std::atomic<std::thread::id> owner_;  // the OS thread that created or last ran it
 
   scheduler_stats stats_;
   error_handler on_error_;
