@@ -18,7 +18,8 @@ lancer::task<> shout(lancer::connection& c, lancer::frame&, lancer::pubframe&) {
     c.set_timeout(10s);
     const std::size_t n = co_await c.read();
     std::string reply(c.buffered());
-    for (char& ch : reply) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    for (char& ch : reply)
+      ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
     c.write(reply);
     c.consume(c.buffered().size());
     if (n == 0 && c.at_eof()) break;

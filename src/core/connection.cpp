@@ -167,9 +167,18 @@ std::size_t connection::read_awaiter::await_resume() {
   }
   const std::size_t now = c_.in_.size();
   if (now > before_) return now - before_;
-  if (c_.eof_ && !c_.error_ && !c_.expired_) return 0;
   if (c_.expired_ || c_.error_) c_.throw_if_failed();
-  return 0;  // a required wakeback
+  if (c_.eof_) {
+    if (c_.eof_reported_) {
+      throw std::system_error(eof_error(), "conn/" + std::to_string(c_.id_) + ": read after EOF");
+    }
+    c_.eof_reported_ = true;
+  }
+  return 0;  // EOF, or a required wakeback
+}
+
+connection::read_and_wait_awaiter connection::read_and_wait() {
+  return read_and_wait_awaiter{*this};
 }
 
 connection::flush_awaiter connection::flush() {

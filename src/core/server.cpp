@@ -179,7 +179,8 @@ void server::process_ready() {
     d->ready_next = nullptr;
     if (d->finished) {
       try_finish(*d);  // may reap d
-    } else if (d->conn.waiting_ != connection::waiting::none && !d->wake_pushed) {
+    } else if (d->conn.waiting_ != connection::waiting::none && !d->wake_pushed &&
+               d->conn.wake_condition_met()) {
       d->wake_pushed = true;
       ++stats_.wakebacks;
       sched_.push(signal{d->thread, signal_kind::wakeback, d->conn.park_wait_, 0, manager_});

@@ -433,3 +433,66 @@ TEST_CASE("pubframe is shared by every connection and frame belongs to one") {
   CHECK(a.exchange("x") == "2/2");
   CHECK(b.exchange("x") == "1/3");
 }
+
+TEST_CASE("read_and_wait returns buffered bytes at once and waits only when there are none") {
+  std::vector<std::string> seen;
+  fixture f{[&](connection& c, frame&, pubframe&) -> task<> {
+    for (;;) {
+      const std::string_view in = co_await c.read_and_wait();
+      if (in.empty()) break;  // EOF
+      seen.emplace_back(in.substr(0, 1));
+      c.consume(1);  // one byte at a time: the rest stays buffered for the next call
+    }
+  }};
+  fake_client c = f.fake.connect();
+  c.write("abc");
+  c.shutdown_write();
+  f.sched.run_until_idle();
+  CHECK(seen == std::vector<std::string>{"a", "b", "c"});
+  CHECK(c.server_closed());
+}
+
+TEST_CASE("a read after EOF was reported throws instead of spinning") {
+  log_capture logs;
+  int zeros = 0;
+  fixture f{[&](connection& c, frame&, pubframe&) -> task<> {
+    for (;;) {
+      if (co_await c.read() == 0) ++zeros;  // a buggy handler ignoring at_eof()
+    }
+  }};
+  fake_client c = f.fake.connect();
+  c.shutdown_write();
+  f.sched.run_until_idle();
+  CHECK(zeros == 1);
+  CHECK(c.server_closed());
+  CHECK(logs.contains("read after EOF"));
+}
+
+TEST_CASE("require_wakeback ends a pending read but not a pending flush") {
+  std::vector<std::string> events;
+  connection* conn = nullptr;
+  fixture f{[&](connection& c, frame&, pubframe&) -> task<> {
+    conn = &c;
+    events.push_back("read returned " + std::to_string(co_await c.read()));
+    c.write(std::string(5000, 'x'));
+    co_await c.flush();
+    events.push_back("flushed");
+  }};
+  fake_client c = f.fake.connect();
+  c.set_window(0);  // nothing the server sends is taken yet
+  f.sched.run_until_idle();
+  REQUIRE(conn != nullptr);
+  conn->require_wakeback();
+  f.sched.run_until_idle();
+  REQUIRE(events.size() == 1);
+  CHECK(events[0] == "read returned 0");
+  c.set_window(1000);
+  f.sched.run_until_idle();
+  conn->require_wakeback();  // the flush must go on waiting: 4000 bytes are still unsent
+  f.sched.run_until_idle();
+  CHECK(events.size() == 1);
+  c.set_window(1 << 20);
+  c.read();
+  f.sched.run_until_idle();
+  CHECK(events.size() == 2);
+}

@@ -67,8 +67,15 @@ class connection {
   class read_awaiter;
   // Waits for more input, after flushing pending output. Returns how many new bytes arrived;
   // 0 means the peer finished sending (at_eof()) or require_wakeback() woke the thread.
-  // Throws std::system_error on a transport error, `timed_out` when the deadline passes.
+  // Throws std::system_error on a transport error or on a read after EOF was reported (a
+  // handler looping on read() at EOF would otherwise spin), `timed_out` past the deadline.
   [[nodiscard]] read_awaiter read();
+
+  class read_and_wait_awaiter;
+  // Returns the buffered bytes, waiting for some (as read() does) only if none are buffered.
+  // An empty view means EOF (or a required wakeback). The view is valid until the next
+  // read, consume or write.
+  [[nodiscard]] read_and_wait_awaiter read_and_wait();
 
   // --- output --------------------------------------------------------------------------
 
@@ -124,6 +131,22 @@ class connection {
     bool suspended_ = false;
   };
 
+  class read_and_wait_awaiter {
+   public:
+    explicit read_and_wait_awaiter(connection& c) noexcept : read_(c), c_(c) {}
+    bool await_ready() { return (have_ = !c_.in_.empty()) || read_.await_ready(); }
+    void await_suspend(std::coroutine_handle<> h) { read_.await_suspend(h); }
+    std::string_view await_resume() {
+      if (!have_) read_.await_resume();
+      return c_.buffered();
+    }
+
+   private:
+    read_awaiter read_;
+    connection& c_;
+    bool have_ = false;  // bytes were buffered already: no read at all
+  };
+
   class flush_awaiter {
    public:
     flush_awaiter(connection& c, std::size_t limit) noexcept : c_(c), limit_(limit) {}
@@ -146,6 +169,12 @@ class connection {
   void request_write();
   void park(std::coroutine_handle<> h, waiting why);
   void throw_if_failed() const;
+  // For the managing coroutine: whether the parked co_await can end now. A flush ends only
+  // once its bytes are gone (or the connection failed); a read ends on any news.
+  bool wake_condition_met() const noexcept {
+    return waiting_ != waiting::flush || out_.size() <= flush_limit_ || error_ || aborted_ ||
+           expired_;
+  }
   void flag() noexcept;
 
   server& server_;
@@ -158,13 +187,14 @@ class connection {
   std::size_t flush_limit_ = 0;  // a parked flush wakes once unsent() <= this
   std::uint32_t park_wait_ = 0;  // the parked suspension's number
   waiting waiting_ = waiting::none;
-  bool eof_ = false;         // peer finished sending
-  bool expired_ = false;     // the deadline passed: reads fail, writes still go out
-  bool reading_ = false;     // a transport read is outstanding
-  bool writing_ = false;     // a transport write is outstanding
-  bool closing_ = false;     // close(): send what is left, then close
-  bool aborted_ = false;     // closed at once; the transport is closed
-  bool write_shut_ = false;  // the transport's write side is shut
+  bool eof_ = false;           // peer finished sending
+  bool eof_reported_ = false;  // a read returned 0 for EOF: the next one throws
+  bool expired_ = false;       // the deadline passed: reads fail, writes still go out
+  bool reading_ = false;       // a transport read is outstanding
+  bool writing_ = false;       // a transport write is outstanding
+  bool closing_ = false;       // close(): send what is left, then close
+  bool aborted_ = false;       // closed at once; the transport is closed
+  bool write_shut_ = false;    // the transport's write side is shut
 };
 
 }  // namespace lancer
