@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.hpp"
 #include "lancer/core/server.hpp"
 #include "lancer/log.hpp"
 #include "lancer/sched/detail/frame_pool.hpp"
@@ -27,6 +28,8 @@ using namespace std::chrono_literals;
 using clk = std::chrono::steady_clock;
 using lancer::connection;
 using lancer::fake_client;
+using lancer_bench::figure;
+using lancer_bench::measure;
 
 namespace {
 
@@ -52,20 +55,6 @@ struct bed {
     sched.run_until_idle();
   }
 };
-
-struct figure {
-  double median;
-  double best;
-};
-
-template <class F>
-figure measure(int runs, F&& once) {
-  std::vector<double> v;
-  for (int i = 0; i < runs; ++i)
-    v.push_back(once());
-  std::sort(v.begin(), v.end());
-  return {v[v.size() / 2], v.back()};  // higher is better: best = max
-}
 
 double per_second(clk::duration d, long n) {
   return static_cast<double>(n) / std::chrono::duration<double>(d).count();
@@ -111,22 +100,26 @@ int main(int argc, char** argv) {
   const int runs = quick ? 3 : 7;
   const int idle_count = quick ? 5'000 : 50'000;
 
-  const figure one = measure(runs, [&] {
-    bed b;
-    fake_client c = b.fake.connect();
-    const long n = 500'000 / scale;
-    long ok = 0;
-    const auto t0 = clk::now();
-    for (long i = 0; i < n; ++i)
-      ok += c.exchange("ping") == "pong";
-    const auto elapsed = clk::now() - t0;
-    if (ok != n) std::fprintf(stderr, "core_bench: %ld replies missing\n", n - ok);
-    return per_second(elapsed, n);
-  });
+  const figure one = measure(
+      runs,
+      [&] {
+        bed b;
+        fake_client c = b.fake.connect();
+        const long n = 500'000 / scale;
+        long ok = 0;
+        const auto t0 = clk::now();
+        for (long i = 0; i < n; ++i)
+          ok += c.exchange("ping") == "pong";
+        const auto elapsed = clk::now() - t0;
+        if (ok != n) std::fprintf(stderr, "core_bench: %ld replies missing\n", n - ok);
+        return per_second(elapsed, n);
+      },
+      true);
 
-  const figure many = measure(runs, [&] { return batch_rate(64, 0, 20'000 / scale); });
-  const figure with_idle =
-      measure(runs, [&] { return batch_rate(64, idle_count, 20'000 / scale); });
+  const figure many = measure(
+      runs, [&] { return batch_rate(64, 0, 20'000 / scale); }, true);
+  const figure with_idle = measure(
+      runs, [&] { return batch_rate(64, idle_count, 20'000 / scale); }, true);
 
   // Bytes per idle connection: connections parked in read(), 10k of them.
   constexpr int k_conns = 10'000;

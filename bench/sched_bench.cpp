@@ -17,29 +17,16 @@
 #include <new>
 #include <vector>
 
+#include "bench_util.hpp"
+#include "counting_new.hpp"
 #include "lancer/sched.hpp"
-
-namespace {
-std::atomic<long> g_news{0};
-}  // namespace
-
-// Counts every operator new in this program, including those the scheduler makes.
-void* operator new(std::size_t n) {
-  g_news.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-  throw std::bad_alloc{};
-}
-void operator delete(void* p) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::size_t) noexcept {
-  std::free(p);
-}
 
 using lancer::scheduler;
 using lancer::task;
 using lancer::thread_id;
 using clk = std::chrono::steady_clock;
+using lancer_bench::figure;
+using lancer_bench::measure;
 
 namespace {
 
@@ -66,20 +53,6 @@ task<> ponger(long n, thread_id* peer) {
 
 task<> trivial() {
   co_return;
-}
-
-struct figure {
-  double median;
-  double best;
-};
-
-template <class F>
-figure measure(int runs, F&& once) {
-  std::vector<double> v;
-  for (int i = 0; i < runs; ++i)
-    v.push_back(once());
-  std::sort(v.begin(), v.end());
-  return {v[v.size() / 2], v.front()};
 }
 
 double ns_per(clk::duration d, long n) {
@@ -133,7 +106,7 @@ int main(int argc, char** argv) {
         s.spawn(trivial());
       s.run();
     }
-    const long before = g_news.load();
+    const long before = lancer_test::operator_new_calls.load();
     const auto t0 = clk::now();
     for (long w = 0; w < waves; ++w) {
       for (long i = 0; i < per_wave; ++i)
@@ -141,7 +114,7 @@ int main(int argc, char** argv) {
       s.run();
     }
     const auto elapsed = clk::now() - t0;
-    mallocs += g_news.load() - before;
+    mallocs += lancer_test::operator_new_calls.load() - before;
     spawned += waves * per_wave;
     return ns_per(elapsed, waves * per_wave);
   });

@@ -191,6 +191,12 @@ void scheduler::deliver(const signal& s) {
     return;
   }
   const bool forced = s.kind == signal_kind::cancel || s.kind == signal_kind::timeout;
+  // An unnumbered resume starts a thread; once it runs, a resume must name its suspension
+  // (timers do), so a stray one cannot end a sleep early.
+  if (s.kind == signal_kind::resume && s.wait == 0 && slot->started) {
+    ++stats_.dropped;
+    return;
+  }
   if (!forced && ((s.wait != 0 && s.wait != slot->wait) || !(slot->accepts & mask_of(s.kind)))) {
     ++stats_.dropped;  // meant for a suspension that has ended, or a kind nobody waits for
     return;

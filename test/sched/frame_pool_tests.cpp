@@ -7,24 +7,8 @@
 #include <cstdlib>
 #include <new>
 
+#include "counting_new.hpp"
 #include "lancer/sched.hpp"
-
-namespace {
-std::atomic<long> g_news{0};
-}  // namespace
-
-// Counts every global operator new in this test binary.
-void* operator new(std::size_t n) {
-  g_news.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-  throw std::bad_alloc{};
-}
-void operator delete(void* p) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::size_t) noexcept {
-  std::free(p);
-}
 
 using lancer::detail::frame_pool;
 
@@ -72,9 +56,9 @@ TEST_CASE("spawn-and-finish in steady state calls no operator new") {
   };
   wave();  // warm-up: slots, queues and the pool grow once
   wave();
-  const long before = g_news.load();
+  const long before = lancer_test::operator_new_calls.load();
   for (int i = 0; i < 20; ++i)
     wave();
-  CHECK(g_news.load() == before);
+  CHECK(lancer_test::operator_new_calls.load() == before);
   CHECK(n == 22'000);
 }

@@ -214,3 +214,16 @@ TEST_CASE("advance wakes each sleeper at its own deadline") {
   CHECK(s.now() == start + 10s);
   CHECK_THROWS_AS(scheduler{}.advance(1s), std::logic_error);
 }
+
+TEST_CASE("a stray resume signal does not end a sleep early") {
+  scheduler s{clock::manual()};
+  const clock::time_point start = s.now();
+  std::vector<int> order;
+  std::vector<clock::time_point> woke;
+  const lancer::thread_id t = s.spawn(sleeper(10s, 1, &order, &woke));
+  s.run_until_idle();
+  s.push(lancer::signal{t, lancer::signal_kind::resume, 0, 0, {}});
+  s.run();
+  REQUIRE(woke.size() == 1);
+  CHECK(woke[0] == start + 10s);
+}

@@ -68,17 +68,19 @@ class wakeback_later : public detail::parking_awaiter {
   void await_resume() const { finish(); }
 };
 
-// Suspends until the scheduler's clock reaches `deadline`. A deadline already passed returns
-// at once without suspending. Other signals do not end the sleep early, except cancel/timeout.
-class sleep_until : public detail::parking_awaiter {
+namespace detail {
+
+// A wait that also ends at a deadline: a timer node in the coroutine frame (no allocation),
+// scheduled when the thread parks and unscheduled however the wait ends.
+class timed_awaiter : public parking_awaiter {
  public:
-  explicit sleep_until(clock::time_point deadline) : parking_awaiter(mask_of(signal_kind::resume)) {
+  timed_awaiter(clock::time_point deadline, signal_mask accepts) : parking_awaiter(accepts) {
     node_.deadline = deadline;
   }
-  sleep_until(const sleep_until&) = delete;
-  sleep_until& operator=(const sleep_until&) = delete;
-  // The frame may be destroyed while asleep (a discarded thread): unschedule the timer then.
-  ~sleep_until() { sched_->remove_timer(node_); }
+  timed_awaiter(const timed_awaiter&) = delete;
+  timed_awaiter& operator=(const timed_awaiter&) = delete;
+  // The frame may be destroyed while parked (a discarded thread): unschedule the timer then.
+  ~timed_awaiter() { sched_->remove_timer(node_); }
 
   bool await_ready() const noexcept {
     return sched_->current_cancelled() || node_.deadline <= sched_->now();
@@ -86,20 +88,38 @@ class sleep_until : public detail::parking_awaiter {
   void await_suspend(std::coroutine_handle<> h) {
     const std::uint32_t wait = park(h);
     const thread_id me = sched_->current_thread();
-    node_.fire = signal{me, signal_kind::resume, wait, 0, me};
+    // The timer's signal carries the node's address: no other sender forges it by accident.
+    node_.fire = signal{me, signal_kind::resume, wait, timer_value(), me};
     sched_->add_timer(node_);
   }
-  void await_resume() {
-    sched_->remove_timer(node_);  // a cancel or timeout may end the sleep before the timer
-    if (suspended_) {
-      finish();
-    } else if (sched_->current_cancelled()) {
-      throw cancelled{};
-    }
+
+ protected:
+  // Ends the wait: unschedules the timer (a cancel or timeout may come first) and returns the
+  // signal that resumed the thread, or null if it never suspended (the deadline had passed).
+  const signal* end_wait() {
+    sched_->remove_timer(node_);
+    if (suspended_) return &finish();
+    if (sched_->current_cancelled()) throw cancelled{};
+    return nullptr;
+  }
+  bool is_timer(const signal& s) const noexcept {
+    return s.kind == signal_kind::resume && s.value == timer_value();
   }
 
  private:
-  detail::timer_node node_;  // lives in the coroutine frame: no allocation
+  std::uint64_t timer_value() const noexcept { return reinterpret_cast<std::uintptr_t>(&node_); }
+  timer_node node_;
+};
+
+}  // namespace detail
+
+// Suspends until the scheduler's clock reaches `deadline`. A deadline already passed returns
+// at once without suspending. Other signals do not end the sleep early, except cancel/timeout.
+class sleep_until : public detail::timed_awaiter {
+ public:
+  explicit sleep_until(clock::time_point deadline)
+      : timed_awaiter(deadline, mask_of(signal_kind::resume)) {}
+  void await_resume() { end_wait(); }
 };
 
 // Suspends for `d` on the scheduler's clock.
@@ -134,42 +154,15 @@ class wait_signal : public detail::parking_awaiter {
 
 // Suspends until a signal of a kind in `accepts` arrives (returned) or the clock reaches
 // `deadline` (returns nullopt). A deadline already passed returns nullopt without suspending.
-class wait_signal_until : public detail::parking_awaiter {
+class wait_signal_until : public detail::timed_awaiter {
  public:
   wait_signal_until(clock::time_point deadline, signal_mask accepts = wait_signal::k_default)
-      : parking_awaiter(accepts | mask_of(signal_kind::resume)) {
-    node_.deadline = deadline;
-  }
-  wait_signal_until(const wait_signal_until&) = delete;
-  wait_signal_until& operator=(const wait_signal_until&) = delete;
-  ~wait_signal_until() { sched_->remove_timer(node_); }
-
-  bool await_ready() const noexcept {
-    return sched_->current_cancelled() || node_.deadline <= sched_->now();
-  }
-  void await_suspend(std::coroutine_handle<> h) {
-    const std::uint32_t wait = park(h);
-    const thread_id me = sched_->current_thread();
-    // The timer's signal carries the node's address: no other sender can forge it by accident.
-    node_.fire =
-        signal{me, signal_kind::resume, wait, reinterpret_cast<std::uintptr_t>(&node_), me};
-    sched_->add_timer(node_);
-  }
+      : timed_awaiter(deadline, accepts | mask_of(signal_kind::resume)) {}
   std::optional<signal> await_resume() {
-    sched_->remove_timer(node_);
-    if (!suspended_) {
-      if (sched_->current_cancelled()) throw cancelled{};
-      return std::nullopt;
-    }
-    const signal& s = finish();
-    if (s.kind == signal_kind::resume && s.value == reinterpret_cast<std::uintptr_t>(&node_)) {
-      return std::nullopt;
-    }
-    return s;
+    const signal* s = end_wait();
+    if (s == nullptr || is_timer(*s)) return std::nullopt;
+    return *s;
   }
-
- private:
-  detail::timer_node node_;
 };
 
 }  // namespace lancer

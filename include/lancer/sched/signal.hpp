@@ -25,7 +25,7 @@ struct thread_id {
 // resume, wakeback and value_ready let it return normally; timeout throws `timed_out`; cancel
 // throws `cancelled`, and every later await in that thread throws too.
 enum class signal_kind : std::uint8_t {
-  resume,       // go on: a spawn starting, a sleep ending
+  resume,       // go on: a spawn starting, a sleep ending (after the start, `wait` must be set)
   wakeback,     // something the thread waits for may have changed: look again
   timeout,      // a deadline set on the thread's behalf has passed
   cancel,       // stop: unwind
