@@ -22,6 +22,10 @@ void connection::flag() noexcept {
   server_.flag(desc_);
 }
 
+bool connection::draining() const noexcept {
+  return server_.draining();
+}
+
 void connection::require_wakeback() noexcept {
   flag();
 }

@@ -106,6 +106,9 @@ class connection {
   // read then returns 0). Any layer may use it to poke a waiting handler.
   void require_wakeback() noexcept;
 
+  // True once the server is stopping or draining: finish the current exchange and return.
+  bool draining() const noexcept;
+
   // The deadline: when it passes the connection is closed and its thread gets a timeout.
   void set_deadline(clock::time_point t) noexcept;
   void set_timeout(clock::duration d) noexcept;

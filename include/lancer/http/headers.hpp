@@ -1,0 +1,78 @@
+// lancer::http::headers: a request's fields, as views into the connection's buffer.
+//
+// Names compare case-insensitively; a name may appear several times (get() returns the first,
+// count() and the iteration see them all). Nothing is copied: each field is four offsets into
+// the bytes the request arrived in, which stay put until the next request is read.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+namespace lancer::http {
+
+// ASCII case-insensitive comparison, as field names and tokens need.
+bool iequals(std::string_view a, std::string_view b) noexcept;
+
+class headers {
+ public:
+  struct field {
+    std::string_view name;
+    std::string_view value;
+  };
+
+  // Number of fields (a repeated name counts each time).
+  std::size_t size() const noexcept { return refs_.size(); }
+  bool empty() const noexcept { return refs_.empty(); }
+  field operator[](std::size_t i) const noexcept {
+    const ref& r = refs_[i];
+    return {{base_ + r.name_off, r.name_len}, {base_ + r.value_off, r.value_len}};
+  }
+
+  // The value of the first field called `name`, or "" if there is none.
+  std::string_view get(std::string_view name) const noexcept;
+  // True if a field called `name` is present.
+  bool has(std::string_view name) const noexcept { return find(name) != npos; }
+  // How many fields are called `name`.
+  std::size_t count(std::string_view name) const noexcept;
+  // True if the comma-separated value list of `name` holds `token` (case-insensitively),
+  // as for `Connection: keep-alive, Upgrade`.
+  bool has_token(std::string_view name, std::string_view token) const noexcept;
+
+  class iterator {
+   public:
+    iterator(const headers* h, std::size_t i) : h_(h), i_(i) {}
+    field operator*() const noexcept { return (*h_)[i_]; }
+    iterator& operator++() noexcept {
+      ++i_;
+      return *this;
+    }
+    bool operator==(const iterator& o) const noexcept { return i_ == o.i_; }
+
+   private:
+    const headers* h_;
+    std::size_t i_;
+  };
+  iterator begin() const noexcept { return {this, 0}; }
+  iterator end() const noexcept { return {this, refs_.size()}; }
+
+  // --- for the parser ------------------------------------------------------------------
+  static constexpr std::size_t npos = static_cast<std::size_t>(-1);
+  std::size_t find(std::string_view name) const noexcept;
+  void clear() noexcept { refs_.clear(); }  // keeps capacity: no allocation next time
+  void add(std::uint32_t name_off, std::uint32_t name_len, std::uint32_t value_off,
+           std::uint32_t value_len) {
+    refs_.push_back({name_off, name_len, value_off, value_len});
+  }
+  void rebase(const char* base) noexcept { base_ = base; }
+
+ private:
+  struct ref {
+    std::uint32_t name_off, name_len, value_off, value_len;
+  };
+  const char* base_ = nullptr;  // where the request's bytes start now
+  std::vector<ref> refs_;
+};
+
+}  // namespace lancer::http

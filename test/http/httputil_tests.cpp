@@ -1,0 +1,321 @@
+// httputil through the fake source: requests, bodies, responses, keep-alive, pipelining, and
+// every kind of bad input, each answered with its status and Connection: close.
+#include "lancer/http/httputil.hpp"
+
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "lancer/core/server.hpp"
+#include "lancer/log.hpp"
+#include "lancer/source/fake.hpp"
+
+using namespace std::chrono_literals;
+using lancer::connection;
+using lancer::fake_client;
+using lancer::frame;
+using lancer::pubframe;
+using lancer::task;
+namespace http = lancer::http;
+
+namespace {
+
+// GET /plaintext answers "Hello, World!"; /echo answers with the request body; others 404.
+task<> app(connection& c, frame&, pubframe&) {
+  http::request req;
+  while (co_await http::wait_for_request(c, req)) {
+    if (req.target() == "/echo") {
+      const auto body = co_await http::read_body(c, req);
+      if (!body) co_return;
+      co_await http::respond_on(c, req, 200, "application/octet-stream", *body);
+    } else if (req.target() == "/plaintext") {
+      co_await http::respond_on(c, req, 200, "text/plain", "Hello, World!");
+    } else {
+      co_await http::respond_on(c, req, 404, "text/plain", "not found\n");
+    }
+  }
+}
+
+struct fixture {
+  lancer::scheduler sched{lancer::clock::manual()};
+  lancer::server srv{sched, app};
+  lancer::fake_source fake;
+  fixture() {
+    lancer::set_log_level(lancer::log_level::warn);
+    srv.attach_source(fake);
+    srv.run();
+  }
+  ~fixture() { lancer::set_log_level(lancer::log_level::info); }
+};
+
+// The status code of the first response in `reply`, or 0.
+unsigned status_of(const std::string& reply) {
+  if (reply.rfind("HTTP/1.1 ", 0) != 0 || reply.size() < 12) return 0;
+  return static_cast<unsigned>(std::stoi(reply.substr(9, 3)));
+}
+
+std::size_t count(const std::string& s, std::string_view what) {
+  std::size_t n = 0;
+  for (std::size_t at = s.find(what); at != std::string::npos; at = s.find(what, at + 1))
+    ++n;
+  return n;
+}
+
+std::string body_of(const std::string& reply) {
+  const std::size_t at = reply.find("\r\n\r\n");
+  return at == std::string::npos ? "" : reply.substr(at + 4);
+}
+
+}  // namespace
+
+TEST_CASE("a GET is answered with Date, Server, Content-Type, Content-Length and the body") {
+  fixture f;
+  fake_client c = f.fake.connect();
+  const std::string reply = c.exchange("GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n");
+  CHECK(status_of(reply) == 200);
+  CHECK(reply.find("\r\nServer: lancer\r\n") != std::string::npos);
+  CHECK(reply.find("\r\nDate: ") != std::string::npos);
+  CHECK(reply.find("\r\nContent-Type: text/plain\r\n") != std::string::npos);
+  CHECK(reply.find("\r\nContent-Length: 13\r\n") != std::string::npos);
+  CHECK(body_of(reply) == "Hello, World!");
+  CHECK_FALSE(c.server_done());  // HTTP/1.1 stays open
+}
+
+TEST_CASE("keep-alive serves several requests on one connection; Connection: close ends it") {
+  fixture f;
+  fake_client c = f.fake.connect();
+  for (int i = 0; i < 3; ++i) {
+    CHECK(status_of(c.exchange("GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n")) == 200);
+  }
+  const std::string last =
+      c.exchange("GET /plaintext HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  CHECK(status_of(last) == 200);
+  CHECK(last.find("\r\nConnection: close\r\n") != std::string::npos);
+  CHECK(c.server_closed());
+}
+
+TEST_CASE("HTTP/1.0 closes by default and stays open with keep-alive") {
+  fixture f;
+  fake_client a = f.fake.connect();
+  CHECK(status_of(a.exchange("GET /plaintext HTTP/1.0\r\n\r\n")) == 200);
+  CHECK(a.server_closed());
+  fake_client b = f.fake.connect();
+  const std::string reply = b.exchange("GET /plaintext HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+  CHECK(reply.find("\r\nConnection: keep-alive\r\n") != std::string::npos);
+  CHECK_FALSE(b.server_done());
+}
+
+TEST_CASE("HEAD gets the headers of a GET and no body") {
+  fixture f;
+  fake_client c = f.fake.connect();
+  const std::string reply = c.exchange("HEAD /plaintext HTTP/1.1\r\nHost: x\r\n\r\n");
+  CHECK(status_of(reply) == 200);
+  CHECK(reply.find("\r\nContent-Length: 13\r\n") != std::string::npos);
+  CHECK(body_of(reply).empty());
+}
+
+TEST_CASE("pipelined requests are answered in order, in one write") {
+  fixture f;
+  fake_client c = f.fake.connect();
+  c.set_window(0);  // hold the server's output until everything is answered
+  c.write(
+      "GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n"
+      "GET /missing HTTP/1.1\r\nHost: x\r\n\r\n"
+      "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc");
+  f.sched.run_until_idle();
+  c.set_window(1 << 20);  // one transport write carries all three
+  const std::string reply = c.read();
+  CHECK(count(reply, "HTTP/1.1 ") == 3);
+  const std::size_t first = reply.find("Hello, World!");
+  const std::size_t second = reply.find("not found");
+  const std::size_t third = reply.find("abc");
+  CHECK(first < second);
+  CHECK(second < third);
+  CHECK(third != std::string::npos);
+}
+
+TEST_CASE("a request arriving one byte at a time is waited for, never answered early") {
+  fixture f;
+  fake_client c = f.fake.connect();
+  const std::string request = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello";
+  for (std::size_t i = 0; i + 1 < request.size(); ++i) {
+    CHECK(c.exchange(request.substr(i, 1)).empty());
+  }
+  const std::string reply = c.exchange(request.substr(request.size() - 1));
+  CHECK(status_of(reply) == 200);
+  CHECK(body_of(reply) == "hello");
+}
+
+TEST_CASE("a chunked body is decoded; extensions are ignored and trailers dropped") {
+  fixture f;
+  fake_client c = f.fake.connect();
+  const std::string reply = c.exchange(
+      "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: yes\r\n\r\n");
+  CHECK(status_of(reply) == 200);
+  CHECK(body_of(reply) == "hello world");
+  CHECK(status_of(c.exchange("GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n")) == 200);
+}
+
+TEST_CASE("Expect: 100-continue gets 100 only when the handler reads the body") {
+  fixture f;
+  fake_client c = f.fake.connect();
+  const std::string first = c.exchange(
+      "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n");
+  CHECK(first == "HTTP/1.1 100 Continue\r\n\r\n");
+  CHECK(body_of(c.exchange("ok")) == "ok");
+  fake_client d = f.fake.connect();
+  const std::string unread = d.exchange(
+      "POST /missing HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n");
+  CHECK(status_of(unread) == 404);  // answered without the body: no 100, and the connection closes
+  CHECK(unread.find("100 Continue") == std::string::npos);
+  CHECK(d.server_closed());
+}
+
+TEST_CASE("an unread fixed body is skipped so the next request is read right") {
+  fixture f;
+  fake_client c = f.fake.connect();
+  CHECK(status_of(c.exchange(
+            "POST /missing HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbody")) == 404);
+  CHECK(status_of(c.exchange("GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n")) == 200);
+}
+
+namespace {
+struct bad_case {
+  const char* what;
+  std::string request;
+  unsigned status;
+};
+}  // namespace
+
+TEST_CASE("bad input is answered with its status and Connection: close, then closed") {
+  const std::string long_target(9000, 'a');
+  const std::string nul(1, '\0');
+  std::string many_fields;
+  for (int i = 0; i < 101; ++i)
+    many_fields += "X-" + std::to_string(i) + ": v\r\n";
+  const std::vector<bad_case> cases = {
+      {"missing Host on 1.1", "GET / HTTP/1.1\r\n\r\n", 400},
+      {"two Host fields", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400},
+      {"negative Content-Length", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400},
+      {"non-numeric Content-Length", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: ab\r\n\r\n",
+       400},
+      {"overflowing Content-Length",
+       "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n", 400},
+      {"signed Content-Length", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\n", 400},
+      {"differing Content-Length list",
+       "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 6\r\n\r\n", 400},
+      {"Content-Length with Transfer-Encoding",
+       "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+       400},
+      {"unknown Transfer-Encoding", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+       501},
+      {"chunked not last", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+       400},
+      {"chunked twice",
+       "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: "
+       "chunked\r\n\r\n",
+       400},
+      {"whitespace before the colon of Transfer-Encoding",
+       "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n", 400},
+      {"Transfer-Encoding on HTTP/1.0", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+       400},
+      {"chunk size not hex",
+       "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400},
+      {"chunk size overflowing",
+       "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n",
+       400},
+      {"negative chunk size",
+       "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\n", 400},
+      {"control character in a value",
+       "GET / HTTP/1.1\r\nHost: x\r\nX: a\x01"
+       "b\r\n\r\n",
+       400},
+      {"NUL in a value", "GET / HTTP/1.1\r\nHost: x\r\nX: a" + nul + "b\r\n\r\n", 400},
+      {"invalid character in a field name", "GET / HTTP/1.1\r\nHost: x\r\nX(y): v\r\n\r\n", 400},
+      {"whitespace before a colon", "GET / HTTP/1.1\r\nHost: x\r\nX : v\r\n\r\n", 400},
+      {"obs-fold", "GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n", 400},
+      {"bare CR", "GET / HTTP/1.1\rHost: x\r\n\r\n", 400},
+      {"bad version", "GET / HTTP/x.y\r\nHost: x\r\n\r\n", 400},
+      {"missing version", "GET /\r\nHost: x\r\n\r\n", 400},
+      {"unsupported version", "GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505},
+      {"invalid method token", "G(T / HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+      {"NUL in the target", "GET /a" + nul + "b HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+      {"request line over the limit", "GET /" + long_target + " HTTP/1.1\r\nHost: x\r\n\r\n", 414},
+      {"header block over the limit",
+       "GET / HTTP/1.1\r\nHost: x\r\nX: " + std::string(9000, 'v') + "\r\n\r\n", 431},
+      {"too many fields", "GET / HTTP/1.1\r\nHost: x\r\n" + many_fields + "\r\n", 431},
+      {"body over the limit", "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n",
+       413},
+  };
+  for (const bad_case& bc : cases) {
+    const std::string what = bc.what;
+    CAPTURE(what);
+    fixture f;
+    fake_client c = f.fake.connect();
+    const std::string reply = c.exchange(bc.request);
+    CHECK(status_of(reply) == bc.status);
+    CHECK(reply.find("\r\nConnection: close\r\n") != std::string::npos);
+    CHECK(c.server_closed());
+  }
+}
+
+TEST_CASE("a header that never ends gets 408 at the header timeout") {
+  fixture f;
+  const auto start = f.sched.now();
+  fake_client c = f.fake.connect();
+  CHECK(c.exchange("GET / HTTP/1.1\r\nHost: x\r\n").empty());
+  f.sched.advance(9s);
+  CHECK(c.read().empty());
+  f.sched.advance(1s);
+  const std::string reply = c.read();
+  CHECK(status_of(reply) == 408);
+  CHECK(c.server_closed());
+  CHECK(f.sched.now() == start + 10s);
+}
+
+TEST_CASE("an idle keep-alive connection is closed quietly at the idle timeout") {
+  fixture f;
+  fake_client c = f.fake.connect();
+  CHECK(status_of(c.exchange("GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n")) == 200);
+  f.sched.advance(59s);
+  CHECK_FALSE(c.server_done());
+  f.sched.advance(1s);
+  CHECK(c.read().empty());  // no 408 for a connection between requests
+  CHECK(c.server_closed());
+}
+
+TEST_CASE("status tables map codes and reasons both ways") {
+  CHECK(http::code2status(404) == "Not Found");
+  CHECK(http::code2status(200) == "OK");
+  CHECK(http::code2status(999).empty());
+  CHECK(http::status2code("not found") == 404);
+  CHECK(http::status2code("Request Header Fields Too Large") == 431);
+  CHECK(http::status2code("no such reason") == 0);
+  CHECK(http::default_methods().find("GET") != std::string_view::npos);
+}
+
+TEST_CASE("headers are found case-insensitively, repeated names are all kept") {
+  std::vector<std::string> seen;
+  lancer::scheduler sched{lancer::clock::manual()};
+  lancer::server srv{sched, [&](connection& c, frame&, pubframe&) -> task<> {
+                       http::request req;
+                       while (co_await http::wait_for_request(c, req)) {
+                         const http::headers& h = req.headers();
+                         seen.emplace_back(h.get("x-THING"));
+                         seen.push_back(std::to_string(h.count("x-thing")));
+                         seen.push_back(h.has_token("connection", "Upgrade") ? "upgrade" : "no");
+                         co_await http::respond_on(c, req, 204, "", "");
+                       }
+                     }};
+  lancer::fake_source fake;
+  srv.attach_source(fake);
+  srv.run();
+  fake_client c = fake.connect();
+  c.exchange(
+      "GET / HTTP/1.1\r\nHost: x\r\nX-Thing: one\r\nx-thing: two\r\nConnection: keep-alive, "
+      "Upgrade\r\n\r\n");
+  CHECK(seen == std::vector<std::string>{"one", "2", "upgrade"});
+}
