@@ -283,4 +283,46 @@ task<> respond_on(connection& c, request& req, unsigned status, std::string_view
   co_await io::respond(c, req, r);
 }
 
+namespace {
+
+task<> serve_connection(const request_handler& h, const limits& lim, connection& c, frame& f,
+                        pubframe& p) {
+  request req;
+  while (co_await wait_for_request(c, req, lim)) {
+    bool failed = false;
+    try {
+      co_await h(c, req, f, p);
+    } catch (const cancelled&) {
+      throw;  // a deadline or a stop: the server closes the connection
+    } catch (const std::exception& e) {
+      log(log_level::error, conn_name(c), "handler failed on {} {}: {}", req.method(), req.target(),
+          e.what());
+      failed = true;
+    }
+    if (!req.answered() && !c.closed()) {
+      if (!failed) {
+        log(log_level::error, conn_name(c), "handler returned without answering {} {}",
+            req.method(), req.target());
+      }
+      response r;
+      r.status = 500;
+      r.body = "Internal Server Error\n";
+      r.close = true;
+      co_await respond(c, req, r);
+    }
+    if (failed) {
+      c.close();
+      co_return;
+    }
+  }
+}
+
+}  // namespace
+
+server::handler serve(request_handler h, limits lim) {
+  return [h = std::move(h), lim](connection& c, frame& f, pubframe& p) {
+    return serve_connection(h, lim, c, f, p);
+  };
+}
+
 }  // namespace lancer::http

@@ -10,6 +10,7 @@
 #include "lancer/log.hpp"
 #include "lancer/sched/awaitables.hpp"
 #include "lancer/source/fake.hpp"
+#include "log_capture.hpp"
 
 using namespace std::chrono_literals;
 using lancer::clock;
@@ -44,21 +45,6 @@ task<> echo(connection& c, frame&, pubframe&) {
     if (n == 0 && c.at_eof()) break;
   }
 }
-
-// Captures log lines for the duration of a test.
-struct log_capture {
-  std::vector<std::string> lines;
-  log_capture() {
-    lancer::set_log_sink([this](lancer::log_level, std::string_view l) { lines.emplace_back(l); });
-  }
-  ~log_capture() { lancer::set_log_sink({}); }
-  bool contains(std::string_view what) const {
-    for (const auto& l : lines) {
-      if (l.find(what) != std::string::npos) return true;
-    }
-    return false;
-  }
-};
 
 struct fixture {
   scheduler sched{clock::manual()};
@@ -167,7 +153,7 @@ TEST_CASE("set_timeout moves a connection's deadline, earlier or later") {
 }
 
 TEST_CASE("a handler that throws is logged with its connection id; the others carry on") {
-  log_capture logs;
+  lancer_test::log_capture logs;
   fixture f{[](connection& c, frame&, pubframe&) -> task<> {
     for (;;) {
       co_await c.read();
@@ -261,7 +247,7 @@ TEST_CASE("a slow reader keeps server memory bounded while the handler sends 100
 }
 
 TEST_CASE("a reset in the middle of a write fails the handler's flush, not the server") {
-  log_capture logs;
+  lancer_test::log_capture logs;
   server_options o;
   o.timeout = 0s;
   std::string outcome;
@@ -453,7 +439,7 @@ TEST_CASE("read_and_wait returns buffered bytes at once and waits only when ther
 }
 
 TEST_CASE("a read after EOF was reported throws instead of spinning") {
-  log_capture logs;
+  lancer_test::log_capture logs;
   int zeros = 0;
   fixture f{[&](connection& c, frame&, pubframe&) -> task<> {
     for (;;) {

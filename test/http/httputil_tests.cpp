@@ -11,6 +11,7 @@
 #include "lancer/core/server.hpp"
 #include "lancer/log.hpp"
 #include "lancer/source/fake.hpp"
+#include "log_capture.hpp"
 
 using namespace std::chrono_literals;
 using lancer::connection;
@@ -318,4 +319,30 @@ TEST_CASE("headers are found case-insensitively, repeated names are all kept") {
       "GET / HTTP/1.1\r\nHost: x\r\nX-Thing: one\r\nx-thing: two\r\nConnection: keep-alive, "
       "Upgrade\r\n\r\n");
   CHECK(seen == std::vector<std::string>{"one", "2", "upgrade"});
+}
+
+TEST_CASE("serve answers 500 when the request handler throws before responding") {
+  lancer_test::log_capture logs;
+  lancer::scheduler sched{lancer::clock::manual()};
+  lancer::server srv{
+      sched, http::serve([](connection& c, http::request& req, frame&, pubframe&) -> task<> {
+        if (req.target() == "/boom") throw std::runtime_error("kaput");
+        if (req.target() == "/silent") co_return;  // forgets to answer
+        co_await http::respond_on(c, req, 200, "text/plain", "fine");
+      })};
+  lancer::fake_source fake;
+  srv.attach_source(fake);
+  srv.run();
+  fake_client a = fake.connect();
+  CHECK(status_of(a.exchange("GET /ok HTTP/1.1\r\nHost: x\r\n\r\n")) == 200);
+  const std::string reply = a.exchange("GET /boom HTTP/1.1\r\nHost: x\r\n\r\n");
+  CHECK(status_of(reply) == 500);
+  CHECK(reply.find("\r\nConnection: close\r\n") != std::string::npos);
+  CHECK(a.server_closed());
+  CHECK(logs.contains("handler failed on GET /boom: kaput"));
+  fake_client b = fake.connect();
+  CHECK(status_of(b.exchange("GET /silent HTTP/1.1\r\nHost: x\r\n\r\n")) == 500);
+  CHECK(logs.contains("returned without answering GET /silent"));
+  fake_client other = fake.connect();
+  CHECK(status_of(other.exchange("GET /ok HTTP/1.1\r\nHost: x\r\n\r\n")) == 200);
 }

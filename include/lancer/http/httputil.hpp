@@ -20,11 +20,13 @@
 //   `body_timeout` for reading the body and handling the request.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <span>
 #include <string_view>
 
 #include "lancer/core/connection.hpp"
+#include "lancer/core/server.hpp"
 #include "lancer/http/error.hpp"
 #include "lancer/http/headers.hpp"
 #include "lancer/http/request.hpp"
@@ -69,5 +71,14 @@ task<> respond(connection& c, request& req, const response& r);
 // respond() with a status, a content type and a body.
 task<> respond_on(connection& c, request& req, unsigned status, std::string_view content_type,
                   std::string_view body);
+
+// A handler of one request at a time. It answers with respond()/respond_on().
+using request_handler = std::function<task<>(connection&, request&, frame&, pubframe&)>;
+
+// Makes a connection handler from a request handler: it reads requests with `lim`, calls `h`
+// for each, and keeps the connection alive as RFC 9112 says. If `h` throws before it
+// responded, the client gets 500 and the connection closes (the error is logged with the
+// connection's id); if `h` returns without responding, the client gets 500 as well.
+server::handler serve(request_handler h, limits lim = {});
 
 }  // namespace lancer::http
