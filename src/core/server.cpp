@@ -1,5 +1,6 @@
 #include "lancer/core/server.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 #include <system_error>
 
@@ -22,9 +23,16 @@ server::server(scheduler& sched, handler h, server_options options)
   if (!handler_) throw std::invalid_argument("lancer::server: empty handler");
 }
 
+source::~source() {
+  // Only forget it: the derived part is gone already (and stopped itself), so no stop().
+  if (attached_ != nullptr) attached_->forget_source(*this);
+}
+
 server::~server() {
-  for (source* s : sources_)
+  for (source* s : sources_) {
     s->stop();
+    s->attached_ = nullptr;
+  }
   stopping_ = true;
   // Threads first: their frames refer to the connections.
   if (manager_) sched_.discard(manager_);
@@ -36,8 +44,25 @@ server::~server() {
 }
 
 void server::attach_source(source& src) {
+  if (src.attached_ == this) return;
+  if (src.attached_ != nullptr) {
+    throw std::logic_error("lancer::server::attach_source: the source serves another server");
+  }
+  src.attached_ = this;
   sources_.push_back(&src);
   if (running_ && !stopping_) src.start(*this);
+}
+
+void server::detach_source(source& src) noexcept {
+  if (src.attached_ != this) return;
+  src.stop();
+  forget_source(src);
+}
+
+void server::forget_source(source& src) noexcept {
+  const auto it = std::find(sources_.begin(), sources_.end(), &src);
+  if (it != sources_.end()) sources_.erase(it);
+  src.attached_ = nullptr;
 }
 
 void server::run() {

@@ -3,6 +3,7 @@
 
 #include <doctest/doctest.h>
 
+#include <memory>
 #include <string>
 
 #include "lancer/core/server.hpp"
@@ -64,4 +65,29 @@ TEST_CASE("a stopped fake source refuses new connections; open ones carry on") {
   CHECK(after.server_closed());
   before.shutdown_write();
   CHECK(before.exchange("") == "0 from fake/1");
+}
+
+TEST_CASE("a source and its server may be destroyed in either order") {
+  lancer::scheduler sched{lancer::clock::manual()};
+  {
+    auto srv = std::make_unique<lancer::server>(sched, count_then_answer);
+    lancer::fake_source fake;
+    srv->attach_source(fake);
+    srv->run();
+    lancer::fake_client c = fake.connect();
+    sched.run_until_idle();
+    srv.reset();  // server first: the source is detached and stopped
+    CHECK(fake.connect().server_closed());
+  }
+  {
+    lancer::server srv{sched, count_then_answer};
+    auto fake = std::make_unique<lancer::fake_source>();
+    srv.attach_source(*fake);
+    srv.run();
+    fake.reset();  // source first: the server forgets it
+    lancer::server other{sched, count_then_answer};
+    lancer::fake_source again;
+    srv.attach_source(again);
+    CHECK_THROWS_AS(other.attach_source(again), std::logic_error);
+  }
 }

@@ -72,7 +72,11 @@ class server {
   server& operator=(const server&) = delete;
 
   // Adds a source; it is started by run() (or at once if the server is already running).
+  // A source serves one server; either may be destroyed first. Throws std::logic_error if
+  // `src` is attached to a server already.
   void attach_source(source& src);
+  // Stops `src` and forgets it. A no-op if it is not attached here.
+  void detach_source(source& src) noexcept;
 
   // Starts the attached sources and the managing coroutine. Returns at once: the scheduler
   // runs them. Throws std::logic_error if called twice.
@@ -103,6 +107,8 @@ class server {
  private:
   friend class connection;
 
+  friend class source;
+  void forget_source(source& src) noexcept;
   task<> serve(detail::descriptor* d);
   task<> manage();
   void flag(detail::descriptor& d) noexcept;

@@ -10,13 +10,21 @@ class server;
 
 class source {
  public:
-  virtual ~source() = default;
+  source() = default;
+  source(const source&) = delete;
+  source& operator=(const source&) = delete;
+  // Detaches from its server, so either may be destroyed first.
+  virtual ~source();
   // Starts accepting; each new connection goes to srv.add_connection(). Called by server::run.
   virtual void start(server& srv) = 0;
   // Stops accepting. Connections already handed over are the server's. Idempotent.
   virtual void stop() noexcept = 0;
   // What it listens on, for logs: "tcp/127.0.0.1:8080", "fake".
   virtual std::string name() const = 0;
+
+ private:
+  friend class server;
+  server* attached_ = nullptr;  // the server this source is attached to, if any
 };
 
 }  // namespace lancer
