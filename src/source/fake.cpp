@@ -149,7 +149,7 @@ void fake_client::reset() {
 }
 
 std::string fake_client::read() {
-  std::string out = std::move(link_->to_client);
+  std::string out = link_->to_client;  // a copy: the link keeps its capacity for the next reply
   link_->to_client.clear();
   link_->wake_write();
   return out;
