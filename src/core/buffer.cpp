@@ -1,5 +1,6 @@
 #include "lancer/core/buffer.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <new>
 #include <utility>
@@ -43,6 +44,14 @@ void buffer::consume(std::size_t n) noexcept {
   } else {
     begin_ += n;
   }
+}
+
+void buffer::erase(std::size_t offset, std::size_t n) noexcept {
+  if (offset >= size()) return;
+  n = std::min(n, size() - offset);
+  char* at = data_ + begin_ + offset;
+  std::memmove(at, at + n, size() - offset - n);
+  end_ -= n;
 }
 
 std::span<char> buffer::prepare(std::size_t n) {

@@ -37,17 +37,24 @@ std::string conn_name(const connection& c) {
   return fmt::format("conn/{}", c.id());
 }
 
+// How a response's body is delimited.
+enum class framing { length, chunked, close };
+
 // Appends a status line and header block to the connection's output. No allocation: the
 // text is formatted into a stack buffer, then appended.
 void write_head(connection& c, unsigned version, unsigned status, std::string_view content_type,
-                std::size_t content_length, bool close, std::span<const headers::field> fields,
-                bool length_field) {
+                framing how, std::size_t content_length, bool close,
+                std::span<const headers::field> fields) {
   fmt::memory_buffer head;  // 500 bytes inline
   auto out = std::back_inserter(head);
   fmt::format_to(out, "HTTP/1.1 {} {}\r\nServer: lancer\r\nDate: {}\r\n", status,
                  code2status(status), http_date());
   if (!content_type.empty()) fmt::format_to(out, "Content-Type: {}\r\n", content_type);
-  if (length_field) fmt::format_to(out, "Content-Length: {}\r\n", content_length);
+  if (how == framing::length && status_has_body(status)) {
+    fmt::format_to(out, "Content-Length: {}\r\n", content_length);
+  } else if (how == framing::chunked && status_has_body(status)) {
+    fmt::format_to(out, "Transfer-Encoding: chunked\r\n");
+  }
   if (close) {
     fmt::format_to(out, "Connection: close\r\n");
   } else if (version == 10) {
@@ -69,7 +76,7 @@ struct io {
     log(log_level::info, conn_name(c), "bad request: {} ({})", ec.message(), status);
     if (!c.closed() && !c.error()) {
       const std::string_view reason = code2status(status);
-      write_head(c, 11, status, "text/plain", reason.size() + 1, true, {}, true);
+      write_head(c, 11, status, "text/plain", framing::length, reason.size() + 1, true, {});
       c.write(reason);
       c.write("\n");
       try {
@@ -88,19 +95,46 @@ struct io {
   static task<bool> finish_previous(connection& c, request& req, const limits& lim) {
     if (req.conn_ != &c || req.header_size_ == 0) co_return true;
     if (!req.keep_alive_ || c.closed()) co_return false;
-    if (req.has_body() && req.body_size_ == 0) {
-      // The handler answered without reading the body. A chunked one cannot be skipped
+    if (req.has_body() && !req.body_done_) {
+      // The handler answered without reading all the body. A chunked one cannot be skipped
       // cheaply, and a client waiting for 100 Continue may never send it: close instead.
-      if (req.chunked_ || req.continue_expected_) co_return false;
-      const std::size_t need = req.header_size_ + *req.content_length_;
-      while (c.buffered().size() < need) {
-        const std::size_t n = co_await c.read();
-        if (n == 0 && c.at_eof()) co_return false;
+      if (req.chunked_ || (req.continue_expected_ && !req.body_started_)) co_return false;
+      while (req.body_left_ > 0) {
+        c.erase(req.header_size_, req.body_in_buffer_);
+        req.body_in_buffer_ = 0;
+        const std::size_t here = c.buffered().size() - req.header_size_;
+        const std::size_t drop =
+            static_cast<std::size_t>(std::min<std::uint64_t>(here, req.body_left_));
+        c.erase(req.header_size_, drop);
+        req.body_left_ -= drop;
+        if (req.body_left_ == 0) break;
+        if (!co_await read_more(c, req, lim)) co_return false;
       }
-      req.body_size_ = *req.content_length_;
     }
-    c.consume(req.header_size_ + req.body_size_);
-    (void)lim;
+    c.consume(req.header_size_ + req.body_in_buffer_);
+    co_return true;
+  }
+
+  // Waits for more body bytes, restarting the body timeout on progress. Returns false (after
+  // answering 408 or 400) if the body stalls past the timeout or the peer stops sending.
+  static task<bool> read_more(connection& c, request& req, const limits& lim) {
+    std::size_t n = 0;
+    bool expired = false;
+    try {
+      n = co_await c.read();
+    } catch (const timed_out&) {
+      expired = true;  // answered below: no co_await inside a handler
+    }
+    if (expired) {
+      log(log_level::info, conn_name(c), "request body stalled (408)");
+      co_await reject_timeout(c, req);
+      co_return false;
+    }
+    if (n == 0 && c.at_eof()) {
+      co_await reject(c, req, make_error_code(error::incomplete));
+      co_return false;
+    }
+    c.set_timeout(lim.body_timeout);  // progress: the body timeout starts again
     co_return true;
   }
 
@@ -163,7 +197,7 @@ struct io {
   }
 
   static task<> reject_timeout(connection& c, request& req) {
-    write_head(c, 11, 408, "text/plain", 16, true, {}, true);
+    write_head(c, 11, 408, "text/plain", framing::length, 16, true, {});
     c.write("Request Timeout\n");
     try {
       co_await c.flush();
@@ -180,61 +214,132 @@ struct io {
     co_await c.flush();
   }
 
-  static task<std::optional<std::string_view>> fixed_body(connection& c, request& req) {
-    const std::uint64_t length = req.content_length_.value_or(0);
-    const std::size_t need = req.header_size_ + length;
+  // The whole fixed body, left in place behind the header: no copy.
+  static task<std::optional<std::string_view>> fixed_body(connection& c, request& req,
+                                                          const limits& lim) {
+    if (req.body_done_) co_return req.body();
+    if (req.body_started_) throw std::logic_error("lancer::http: body already read in pieces");
+    req.body_started_ = true;
+    const std::size_t need = req.header_size_ + req.body_left_;
     if (c.buffered().size() < need) co_await send_continue(c, req);
     while (c.buffered().size() < need) {
-      const std::size_t n = co_await c.read();
-      if (n == 0 && c.at_eof()) {
-        co_await reject(c, req, make_error_code(error::incomplete));
-        co_return std::nullopt;
-      }
+      if (!co_await read_more(c, req, lim)) co_return std::nullopt;
     }
-    req.body_size_ = length;
-    co_return c.buffered().substr(req.header_size_, length);
+    req.body_in_buffer_ = req.body_left_;
+    req.body_left_ = 0;
+    req.body_done_ = true;
+    co_return req.body();
   }
 
-  static task<std::optional<std::string_view>> chunked_body(connection& c, request& req) {
+  // The next piece of a fixed body (at most `max` bytes); "" once it is all read. The piece
+  // handed out last time is erased from behind the header first.
+  static task<std::optional<std::string_view>> fixed_piece(connection& c, request& req,
+                                                           const limits& lim, std::size_t max) {
+    c.erase(req.header_size_, req.body_in_buffer_);
+    req.body_in_buffer_ = 0;
+    if (req.body_left_ == 0) {
+      req.body_done_ = true;
+      co_return std::string_view{};
+    }
+    if (!req.body_started_) {
+      req.body_started_ = true;
+      if (c.buffered().size() == req.header_size_) co_await send_continue(c, req);
+    }
+    while (c.buffered().size() == req.header_size_) {
+      if (!co_await read_more(c, req, lim)) co_return std::nullopt;
+    }
+    const std::size_t n = std::min<std::uint64_t>(
+        {c.buffered().size() - req.header_size_, req.body_left_, std::max<std::size_t>(max, 1)});
+    req.body_left_ -= n;
+    req.body_in_buffer_ = n;
+    co_return c.buffered().substr(req.header_size_, n);
+  }
+
+  // Decodes chunks: raw bytes behind the header go through Beast's parser and are erased;
+  // the decoded bytes gather in the parser. `whole`: until the end; otherwise until some
+  // arrive (what was handed out last time is dropped first). "" once it is all read.
+  static task<std::optional<std::string_view>> chunked(connection& c, request& req,
+                                                       const limits& lim, bool whole) {
     detail::request_parser& p = *req.parser_;
+    if (req.body_done_) co_return whole ? req.body() : std::string_view{};
+    if (whole && req.body_started_) {
+      throw std::logic_error("lancer::http: body already read in pieces");
+    }
+    if (!whole) p.chunked_body().clear();
     p.eager(true);
-    bool asked = false;
+    if (!req.body_started_) {
+      req.body_started_ = true;
+      if (c.buffered().size() == req.header_size_) co_await send_continue(c, req);
+    }
     for (;;) {
       const std::string_view in = c.buffered();
-      const std::size_t at = req.header_size_ + req.seen_;
-      if (in.size() > at) {
+      if (in.size() > req.header_size_) {
         beast::error_code ec;
-        req.seen_ += p.feed(in.data(), at, in.substr(at), ec);
+        const std::size_t used =
+            p.feed(in.data(), req.header_size_, in.substr(req.header_size_), ec);
+        c.erase(req.header_size_, used);
         if (p.is_done()) {
-          req.body_size_ = req.seen_;
+          req.body_done_ = true;
           co_return std::string_view(p.chunked_body());
         }
         if (ec && ec != beast::http::error::need_more) {
           co_await reject(c, req, ec);
           co_return std::nullopt;
         }
+        if (!whole && !p.chunked_body().empty()) co_return std::string_view(p.chunked_body());
       }
-      if (!asked) {
-        asked = true;
-        co_await send_continue(c, req);
-      }
-      const std::size_t n = co_await c.read();
-      if (n == 0 && c.at_eof()) {
-        co_await reject(c, req, make_error_code(error::incomplete));
-        co_return std::nullopt;
-      }
+      if (!co_await read_more(c, req, lim)) co_return std::nullopt;
+    }
+  }
+
+  // Whether the connection must close after this response: asked for, or a body that was
+  // not read and cannot be skipped, or the server is draining.
+  static bool must_close(connection& c, const request& req, bool asked) {
+    const bool unread = req.has_body() && !req.body_done_ &&
+                        (req.chunked_ || (req.continue_expected_ && !req.body_started_));
+    return asked || !req.keep_alive_ || unread || c.draining();
+  }
+
+  // Starts a response whose body follows in pieces: chunked on HTTP/1.1; on HTTP/1.0 the
+  // body runs until the connection closes.
+  static void start_chunked(connection& c, request& req, unsigned status,
+                            std::string_view content_type, std::span<const headers::field> fields) {
+    const bool old = req.version_ == 10;
+    const bool close = must_close(c, req, old);
+    write_head(c, req.version_, status, content_type, old ? framing::close : framing::chunked, 0,
+               close, fields);
+    req.answered_ = true;
+    req.streaming_ = !req.is_head() && status_has_body(status);
+    if (close) req.keep_alive_ = false;
+  }
+
+  static task<> send_chunk(connection& c, request& req, std::string_view piece) {
+    if (!req.streaming_ || piece.empty()) co_return;
+    if (req.version_ == 10) {
+      co_await c.send(piece);
+      co_return;
+    }
+    char size[20];
+    const auto end = fmt::format_to(size, "{:x}\r\n", piece.size());
+    c.write({size, static_cast<std::size_t>(end - size)});
+    c.write(piece);
+    co_await c.send("\r\n");  // waits above the high-water mark: the core's backpressure
+  }
+
+  static task<> end_chunked(connection& c, request& req) {
+    if (req.streaming_ && req.version_ != 10) c.write("0\r\n\r\n");
+    req.streaming_ = false;
+    if (!req.keep_alive_) {
+      co_await c.flush();
+      c.close();
     }
   }
 
   static task<> respond(connection& c, request& req, const response& r) {
-    // An unread body that cannot be skipped means this connection cannot go on.
-    const bool unread =
-        req.has_body() && req.body_size_ == 0 && (req.chunked_ || req.continue_expected_);
-    const bool close = r.close || !req.keep_alive_ || unread || c.draining();
-    const bool body = status_has_body(r.status) && !req.is_head();
-    write_head(c, req.version_, r.status, r.content_type, r.body.size(), close, r.fields,
-               status_has_body(r.status));
-    if (body) c.write(r.body);
+    const bool close = must_close(c, req, r.close);
+    write_head(c, req.version_, r.status, r.content_type, framing::length, r.body.size(), close,
+               r.fields);
+    if (status_has_body(r.status) && !req.is_head()) c.write(r.body);
     req.answered_ = true;
     if (close) {
       req.keep_alive_ = false;
@@ -244,30 +349,58 @@ struct io {
   }
 };
 
-task<bool> wait_for_request(connection& c, request& req, const limits& lim) {
+task<bool> wait_for_headers(connection& c, request& req, const limits& lim) {
   return io::wait(c, req, lim);
 }
 
-task<std::optional<std::string_view>> read_fixed_body(connection& c, request& req, const limits&) {
+task<bool> wait_for_request(connection& c, request& req, const limits& lim) {
+  if (!co_await io::wait(c, req, lim)) co_return false;
+  if (!req.has_body()) co_return true;
+  // co_await as a statement of its own: GCC 12 miscompiles it inside && and ||.
+  const auto body = co_await read_body(c, req, lim);
+  co_return body.has_value();
+}
+
+task<std::optional<std::string_view>> read_fixed_body(connection& c, request& req,
+                                                      const limits& lim) {
   if (req.chunked()) {
     co_await io::reject(c, req, make_error_code(error::bad_transfer_encoding));
     co_return std::nullopt;
   }
-  co_return co_await io::fixed_body(c, req);
+  co_return co_await io::fixed_body(c, req, lim);
 }
 
 task<std::optional<std::string_view>> read_chunked_body(connection& c, request& req,
-                                                        const limits&) {
+                                                        const limits& lim) {
   if (!req.chunked()) {
     co_await io::reject(c, req, make_error_code(error::bad_transfer_encoding));
     co_return std::nullopt;
   }
-  co_return co_await io::chunked_body(c, req);
+  co_return co_await io::chunked(c, req, lim, true);
 }
 
-task<std::optional<std::string_view>> read_body(connection& c, request& req, const limits&) {
-  if (req.chunked()) co_return co_await io::chunked_body(c, req);
-  co_return co_await io::fixed_body(c, req);
+task<std::optional<std::string_view>> read_body(connection& c, request& req, const limits& lim) {
+  if (req.chunked()) co_return co_await io::chunked(c, req, lim, true);
+  co_return co_await io::fixed_body(c, req, lim);
+}
+
+task<std::optional<std::string_view>> read_body_some(connection& c, request& req, std::size_t max,
+                                                     const limits& lim) {
+  if (req.chunked()) co_return co_await io::chunked(c, req, lim, false);
+  co_return co_await io::fixed_piece(c, req, lim, max);
+}
+
+void start_chunked(connection& c, request& req, unsigned status, std::string_view content_type,
+                   std::span<const headers::field> fields) {
+  io::start_chunked(c, req, status, content_type, fields);
+}
+
+task<> send_chunk(connection& c, request& req, std::string_view piece) {
+  return io::send_chunk(c, req, piece);
+}
+
+task<> end_chunked(connection& c, request& req) {
+  return io::end_chunked(c, req);
 }
 
 task<> respond(connection& c, request& req, const response& r) {
@@ -288,7 +421,7 @@ namespace {
 task<> serve_connection(const request_handler& h, const limits& lim, connection& c, frame& f,
                         pubframe& p) {
   request req;
-  while (co_await wait_for_request(c, req, lim)) {
+  while (co_await wait_for_headers(c, req, lim)) {  // the body when the handler asks
     bool failed = false;
     try {
       co_await h(c, req, f, p);

@@ -21,6 +21,13 @@ std::string_view request::view(std::uint32_t off, std::uint32_t len) const noexc
   return {conn_->buffered().data() + off, len};
 }
 
+std::string_view request::body() const noexcept {
+  if (!body_done_) return {};
+  if (chunked_) return parser_ != nullptr ? std::string_view(parser_->chunked_body()) : "";
+  return view(static_cast<std::uint32_t>(header_size_),
+              static_cast<std::uint32_t>(body_in_buffer_));
+}
+
 const http::headers& request::headers() const noexcept {
   // The buffer may have moved (grown) since parsing: the offsets stay right.
   headers_.rebase(conn_ != nullptr ? conn_->buffered().data() : nullptr);
@@ -32,9 +39,11 @@ void request::reset() noexcept {
   method_off_ = method_len_ = target_off_ = target_len_ = 0;
   version_ = 11;
   content_length_.reset();
-  chunked_ = answered_ = continue_expected_ = false;
+  chunked_ = answered_ = continue_expected_ = streaming_ = false;
   keep_alive_ = true;
-  header_size_ = body_size_ = seen_ = 0;
+  header_size_ = body_in_buffer_ = 0;
+  body_left_ = 0;
+  body_started_ = body_done_ = false;
   delete parser_;
   parser_ = nullptr;
 }
@@ -234,6 +243,7 @@ void request_parser::on_header_impl(error_code& ec) {
   req_.content_length_ =
       content_length() ? std::optional<std::uint64_t>(*content_length()) : std::nullopt;
   req_.chunked_ = chunked();
+  req_.body_left_ = req_.chunked_ ? 0 : req_.content_length_.value_or(0);
   req_.keep_alive_ = keep_alive();
 }
 

@@ -64,3 +64,14 @@ TEST_CASE("a moved buffer carries its bytes and leaves an empty one") {
   CHECK(a.empty());
   CHECK(a.capacity() == 0);
 }
+
+TEST_CASE("erase drops bytes from the middle and keeps both sides") {
+  lancer::buffer b;
+  b.append("HEADERbodybytesTAIL");
+  b.erase(6, 9);
+  CHECK(b.view() == "HEADERTAIL");
+  b.erase(6, 100);  // past the end: clipped
+  CHECK(b.view() == "HEADER");
+  b.erase(10, 1);  // offset past the end: nothing
+  CHECK(b.view() == "HEADER");
+}

@@ -26,7 +26,7 @@ namespace {
 // GET /plaintext answers "Hello, World!"; /echo answers with the request body; others 404.
 task<> app(connection& c, frame&, pubframe&) {
   http::request req;
-  while (co_await http::wait_for_request(c, req)) {
+  while (co_await http::wait_for_headers(c, req)) {
     if (req.target() == "/echo") {
       const auto body = co_await http::read_body(c, req);
       if (!body) co_return;
@@ -345,4 +345,145 @@ TEST_CASE("serve answers 500 when the request handler throws before responding")
   CHECK(logs.contains("returned without answering GET /silent"));
   fake_client other = fake.connect();
   CHECK(status_of(other.exchange("GET /ok HTTP/1.1\r\nHost: x\r\n\r\n")) == 200);
+}
+
+namespace {
+
+// A server around one connection handler, for the tests below.
+struct bed {
+  lancer::scheduler sched{lancer::clock::manual()};
+  lancer::server srv;
+  lancer::fake_source fake;
+  explicit bed(lancer::server::handler h) : srv(sched, std::move(h)) {
+    lancer::set_log_level(lancer::log_level::warn);
+    srv.attach_source(fake);
+    srv.run();
+  }
+  ~bed() { lancer::set_log_level(lancer::log_level::info); }
+};
+
+// Decodes a chunked body ("5\r\nhello\r\n0\r\n\r\n" -> "hello"); "?" if malformed.
+std::string dechunk(std::string_view in) {
+  std::string out;
+  for (;;) {
+    const std::size_t eol = in.find("\r\n");
+    if (eol == std::string_view::npos) return "?";
+    const std::size_t n = std::stoul(std::string(in.substr(0, eol)), nullptr, 16);
+    in.remove_prefix(eol + 2);
+    if (n == 0) return out;
+    out += in.substr(0, n);
+    in.remove_prefix(n + 2);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("wait_for_request reads the whole body before it returns") {
+  std::vector<std::string> bodies;
+  bed b{[&](connection& c, frame&, pubframe&) -> task<> {
+    http::request req;
+    while (co_await http::wait_for_request(c, req)) {
+      bodies.emplace_back(req.body());
+      co_await http::respond_on(c, req, 204, "", "");
+    }
+  }};
+  fake_client c = b.fake.connect();
+  CHECK(status_of(c.exchange("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")) == 204);
+  CHECK(status_of(c.exchange("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                             "2\r\nde\r\n1\r\nf\r\n0\r\n\r\n")) == 204);
+  CHECK(bodies == std::vector<std::string>{"abc", "def"});
+}
+
+TEST_CASE("read_body_some streams a large body in bounded pieces") {
+  std::size_t total = 0, pieces = 0, max_buffered = 0;
+  bool intact = true;
+  http::limits lim;
+  lim.body = 64u << 20;
+  bed b{[&](connection& c, frame&, pubframe&) -> task<> {
+    http::request req;
+    while (co_await http::wait_for_headers(c, req, lim)) {
+      for (;;) {
+        const auto piece = co_await http::read_body_some(c, req, 16 * 1024, lim);
+        if (!piece) co_return;
+        if (piece->empty()) break;
+        for (std::size_t i = 0; i < piece->size(); i += 997) {
+          intact = intact && (*piece)[i] == static_cast<char>('a' + (total + i) % 26);
+        }
+        total += piece->size();
+        ++pieces;
+        max_buffered = std::max(max_buffered, c.buffered().size());
+      }
+      co_await http::respond_on(c, req, 200, "text/plain", std::to_string(total));
+    }
+  }};
+  for (const bool chunked : {false, true}) {
+    CAPTURE(chunked);
+    total = pieces = max_buffered = 0;
+    fake_client c = b.fake.connect();
+    constexpr std::size_t size = 8u << 20;
+    c.write(chunked ? "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    : "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(size) +
+                          "\r\n\r\n");
+    std::string block;
+    for (std::size_t sent = 0; sent < size; sent += 32 * 1024) {
+      block.clear();
+      for (std::size_t i = 0; i < 32 * 1024; ++i)
+        block += static_cast<char>('a' + (sent + i) % 26);
+      if (chunked) c.write("8000\r\n");
+      c.write(block);
+      if (chunked) c.write("\r\n");
+      b.sched.run_until_idle();
+    }
+    const std::string reply = c.exchange(chunked ? "0\r\n\r\n" : "");
+    CHECK(body_of(reply) == std::to_string(size));
+    CHECK(intact);
+    CHECK(pieces > 100);
+    CHECK(max_buffered < 256 * 1024);  // never the whole 8 MiB
+  }
+}
+
+TEST_CASE("a chunked response streams its pieces; HEAD gets the head only; 1.0 runs to close") {
+  bed b{[](connection& c, frame&, pubframe&) -> task<> {
+    http::request req;
+    while (co_await http::wait_for_headers(c, req)) {
+      http::start_chunked(c, req, 200, "text/plain");
+      for (const char* piece : {"one ", "two ", "three"})
+        co_await http::send_chunk(c, req, piece);
+      co_await http::end_chunked(c, req);
+    }
+  }};
+  fake_client c = b.fake.connect();
+  const std::string reply = c.exchange("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  CHECK(reply.find("\r\nTransfer-Encoding: chunked\r\n") != std::string::npos);
+  CHECK(reply.find("Content-Length") == std::string::npos);
+  CHECK(dechunk(body_of(reply)) == "one two three");
+  const std::string head = c.exchange("HEAD / HTTP/1.1\r\nHost: x\r\n\r\n");
+  CHECK(status_of(head) == 200);
+  CHECK(body_of(head).empty());
+  CHECK_FALSE(c.server_done());
+  fake_client old = b.fake.connect();
+  const std::string reply10 = old.exchange("GET / HTTP/1.0\r\n\r\n");
+  CHECK(body_of(reply10) == "one two three");
+  CHECK(reply10.find("\r\nConnection: close\r\n") != std::string::npos);
+  CHECK(old.server_closed());
+}
+
+TEST_CASE("a body that stops arriving gets 408 after the body timeout; progress restarts it") {
+  bed b{http::serve([](connection& c, http::request& req, frame&, pubframe&) -> task<> {
+    const auto body = co_await http::read_body(c, req);  // limits: body_timeout 30 s
+    if (body) co_await http::respond_on(c, req, 200, "text/plain", *body);
+  })};
+  const auto start = b.sched.now();
+  fake_client c = b.fake.connect();
+  CHECK(c.exchange("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab").empty());
+  b.sched.advance(20s);
+  CHECK(c.exchange("cd").empty());  // progress at 20 s: the 30 s start again
+  b.sched.advance(29s);
+  CHECK(c.read().empty());
+  b.sched.advance(1s);
+  const std::string reply = c.read();
+  CHECK(status_of(reply) == 408);
+  CHECK(reply.find("\r\nConnection: close\r\n") != std::string::npos);
+  CHECK(c.server_closed());
+  CHECK(b.sched.now() == start + 50s);
 }

@@ -30,6 +30,9 @@ class buffer {
 
   // Drops `n` bytes from the front (all of them if n >= size()).
   void consume(std::size_t n) noexcept;
+  // Drops `n` bytes starting `offset` bytes in, keeping what comes before and after (a
+  // protocol that keeps a header in front while it streams the body behind it).
+  void erase(std::size_t offset, std::size_t n) noexcept;
 
   // Returns at least `n` writable bytes after the data; commit() makes them part of it.
   std::span<char> prepare(std::size_t n);

@@ -59,6 +59,8 @@ class connection {
   std::string_view buffered() const noexcept { return in_.view(); }
   // Drops the first `n` buffered bytes.
   void consume(std::size_t n) noexcept { in_.consume(n); }
+  // Drops `n` buffered bytes starting `offset` bytes in (a header kept in front of a body).
+  void erase(std::size_t offset, std::size_t n) noexcept { in_.erase(offset, n); }
   // True once the peer finished sending (every byte it sent is in buffered()).
   bool at_eof() const noexcept { return eof_; }
   // The transport error, if one happened (a reset, an injected fault, a timeout).

@@ -44,29 +44,49 @@ struct response {
 };
 
 // Waits for the next request on `c` and parses its header into `req` (the previous request's
-// bytes, and its unread body if any, are dropped first). Returns true with a request to
-// answer; false when the connection is done: the peer closed, the server is draining, a
-// timeout passed, or the request was bad (it was answered with the status the error calls for
-// and `Connection: close`).
+// bytes, and its unread body if any, are dropped first). The body is left for read_body or
+// read_body_some, so `100 Continue` goes out only if the handler asks for it. Returns true
+// with a request to answer; false when the connection is done: the peer closed, the server
+// is draining, a timeout passed, or the request was bad (it was answered with the status the
+// error calls for and `Connection: close`).
+task<bool> wait_for_headers(connection& c, request& req, const limits& lim = {});
+
+// wait_for_headers, then the whole body (req.body()), up to `lim.body`.
 task<bool> wait_for_request(connection& c, request& req, const limits& lim = {});
 
-// Reads the whole body of `req`: Content-Length bytes, or the decoded chunks of a chunked
-// body (extensions ignored, trailers read and dropped). Sends `100 Continue` first if the
-// client asked for it. Returns the body (a view valid until the next wait_for_request), or
-// nullopt if the body was bad or incomplete: then it was answered and the connection closes.
+// Reads the whole body of `req`: Content-Length bytes (left in place: no copy), or the decoded
+// chunks of a chunked body (extensions ignored, trailers read and dropped). Sends
+// `100 Continue` first if the client asked for it. Returns the body (valid until the next
+// wait_for_headers), or nullopt if the body was bad, stalled past `lim.body_timeout` (408) or
+// incomplete: it was answered and the connection closes.
 task<std::optional<std::string_view>> read_body(connection& c, request& req,
                                                 const limits& lim = {});
-// The same, for a Content-Length body only (a chunked request gets nullopt after a 411).
+// The same, for a Content-Length body only (a chunked request gets nullopt after a 400).
 task<std::optional<std::string_view>> read_fixed_body(connection& c, request& req,
                                                       const limits& lim = {});
 // The same, for a chunked body only (other requests get nullopt after a 400).
 task<std::optional<std::string_view>> read_chunked_body(connection& c, request& req,
                                                         const limits& lim = {});
+// Streams the body: the next piece (at most `max` bytes of a Content-Length body; whatever
+// chunks arrived of a chunked one), or "" once it is all read. A piece is valid until the
+// next call. Memory stays bounded whatever the body's size. nullopt as for read_body.
+task<std::optional<std::string_view>> read_body_some(connection& c, request& req,
+                                                     std::size_t max = 64 * 1024,
+                                                     const limits& lim = {});
 
 // Writes `r` as the answer to `req`: status line, Date (cached once a second), Server,
 // Content-Type, Content-Length, Connection when needed, the extra fields, and the body (none
 // for HEAD, 1xx, 204 and 304). If the connection is not to stay open, flushes and closes it.
 task<> respond(connection& c, request& req, const response& r);
+
+// Streams a response: start_chunked writes the head (Transfer-Encoding: chunked on HTTP/1.1;
+// on HTTP/1.0 the body runs to the close), send_chunk sends a piece through the connection's
+// backpressure (it waits while the peer is slow), end_chunked finishes the body (and closes
+// the connection if it is not to stay open). HEAD gets the head only.
+void start_chunked(connection& c, request& req, unsigned status, std::string_view content_type,
+                   std::span<const headers::field> fields = {});
+task<> send_chunk(connection& c, request& req, std::string_view piece);
+task<> end_chunked(connection& c, request& req);
 
 // respond() with a status, a content type and a body.
 task<> respond_on(connection& c, request& req, unsigned status, std::string_view content_type,

@@ -56,6 +56,8 @@ class request {
   bool is_head() const noexcept { return method() == "HEAD"; }
   // True once a response was started for it (respond() sets it).
   bool answered() const noexcept { return answered_; }
+  // The body, once wait_for_request or read_body has read it whole; "" before that.
+  std::string_view body() const noexcept;
 
  private:
   friend class detail::request_parser;
@@ -73,10 +75,13 @@ class request {
   bool chunked_ = false;
   bool keep_alive_ = true;
   bool answered_ = false;
-  bool continue_expected_ = false;            // Expect: 100-continue, not answered yet
-  std::size_t header_size_ = 0;               // bytes of the request line and header block
-  std::size_t body_size_ = 0;                 // bytes of body read with this request
-  std::size_t seen_ = 0;                      // bytes of it already offered to the parser
+  bool continue_expected_ = false;  // Expect: 100-continue, not answered yet
+  std::size_t header_size_ = 0;     // bytes of the request line and header block
+  std::size_t body_in_buffer_ = 0;  // body bytes kept right behind the header (fixed bodies)
+  std::uint64_t body_left_ = 0;     // fixed body bytes not handed to the handler yet
+  bool body_started_ = false;       // the handler asked for (part of) the body
+  bool body_done_ = false;          // the whole body has been read
+  bool streaming_ = false;          // a chunked (or 1.0 close-delimited) response is open
   detail::request_parser* parser_ = nullptr;  // owned: a chunked body is still being parsed
 };
 
