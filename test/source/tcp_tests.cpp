@@ -1,0 +1,146 @@
+// The TCP source over real loopback sockets. The client runs on its own OS thread with
+// blocking sockets; the scheduler runs on the test's thread until the client is done.
+#include "lancer/source/tcp.hpp"
+
+#include <doctest/doctest.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <thread>
+
+#include "lancer/core/server.hpp"
+#include "lancer/log.hpp"
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using lancer::connection;
+using lancer::frame;
+using lancer::pubframe;
+using lancer::task;
+
+namespace {
+
+task<> echo(connection& c, frame&, pubframe&) {
+  for (;;) {
+    const std::size_t n = co_await c.read();
+    if (!c.buffered().empty()) {
+      co_await c.send(c.buffered());
+      c.consume(c.buffered().size());
+    }
+    if (n == 0 && c.at_eof()) break;
+  }
+}
+
+// Runs the scheduler until `client` (on another OS thread) returns; a watchdog stops it after
+// 30 s so a hang fails the test instead of the suite.
+template <class F>
+bool run_with_client(lancer::scheduler& sched, F client) {
+  std::atomic<bool> done{false};
+  std::thread t([&] {
+    client();
+    done = true;
+    sched.stop();
+  });
+  std::thread watchdog([&] {
+    for (int i = 0; i < 300 && !done; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (!done) sched.stop();
+  });
+  sched.run_forever();
+  t.join();
+  watchdog.join();
+  return done;
+}
+
+tcp::socket connect_to(asio::io_context& io, const char* host, std::uint16_t port) {
+  tcp::socket s(io);
+  s.connect(tcp::endpoint(asio::ip::make_address(host), port));
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("bytes cross a real TCP connection both ways, 4 MiB of them intact") {
+  lancer::set_log_level(lancer::log_level::warn);
+  lancer::scheduler sched;
+  lancer::server srv{sched, echo};
+  lancer::tcp_source src{lancer::parse_address("tcp/$4:0")};
+  srv.attach_source(src);
+  srv.run();
+  REQUIRE(src.port() != 0);
+  CHECK(src.name() == "tcp/127.0.0.1:" + std::to_string(src.port()));
+
+  std::string payload(4u << 20, '\0');
+  for (std::size_t i = 0; i < payload.size(); ++i)
+    payload[i] = static_cast<char>(i * 7 % 251);
+  std::string received;
+  const bool finished = run_with_client(sched, [&] {
+    asio::io_context io;
+    tcp::socket s = connect_to(io, "127.0.0.1", src.port());
+    std::thread writer([&] {
+      asio::write(s, asio::buffer(payload));
+      s.shutdown(tcp::socket::shutdown_send);
+    });
+    boost::system::error_code ec;
+    received.resize(payload.size());
+    asio::read(s, asio::buffer(received), ec);
+    writer.join();
+  });
+  CHECK(finished);
+  CHECK(received == payload);
+  lancer::set_log_level(lancer::log_level::info);
+}
+
+TEST_CASE("IPv6 loopback works when the machine has it") {
+  lancer::set_log_level(lancer::log_level::warn);
+  lancer::scheduler sched;
+  lancer::server srv{sched, echo};
+  lancer::tcp_source src{lancer::parse_address("tcp/$6:0")};
+  srv.attach_source(src);
+  try {
+    srv.run();
+  } catch (const std::system_error& e) {
+    MESSAGE("no IPv6 loopback here: " << e.what());
+    return;
+  }
+  std::string reply(5, '\0');
+  CHECK(run_with_client(sched, [&] {
+    asio::io_context io;
+    tcp::socket s = connect_to(io, "::1", src.port());
+    asio::write(s, asio::buffer(std::string("hello")));
+    asio::read(s, asio::buffer(reply));
+  }));
+  CHECK(reply == "hello");
+  lancer::set_log_level(lancer::log_level::info);
+}
+
+TEST_CASE("a port already in use is refused with the address in the message") {
+  lancer::scheduler sched;
+  lancer::server first{sched, echo};
+  lancer::tcp_source a{lancer::parse_address("tcp/$4:0"), lancer::tcp_options{.reuse_port = false}};
+  first.attach_source(a);
+  first.run();
+  lancer::server second{sched, echo};
+  lancer::tcp_source b{lancer::parse_address("tcp/$4:" + std::to_string(a.port())),
+                       lancer::tcp_options{.reuse_port = false}};
+  second.attach_source(b);
+  try {
+    second.run();
+    FAIL("bound a port in use");
+  } catch (const std::system_error& e) {
+    CHECK(std::string(e.what()).find("tcp/127.0.0.1:" + std::to_string(a.port()) +
+                                     ": cannot bind") != std::string::npos);
+  }
+}
+
+TEST_CASE("a tcp source refuses a unix address") {
+  CHECK_THROWS_AS(lancer::tcp_source{lancer::parse_address("unix//tmp/x.sock")},
+                  std::invalid_argument);
+}
