@@ -3,7 +3,8 @@
 
 # Debian 12 packages lancer needs to build and test. Later layers add theirs here.
 LANCER_PACKAGES=(meson ninja-build g++ pkg-config cmake libboost1.81-dev libfmt-dev doctest-dev
-                 clang libclang-rt-14-dev)  # clang and its runtime: the libFuzzer target
+                 clang libclang-rt-14-dev  # clang and its runtime: the libFuzzer target
+                 python3 curl)             # real clients for the lancer-serve tests
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

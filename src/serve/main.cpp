@@ -1,0 +1,186 @@
+// lancer-serve: the deployable server built on lancer.
+//
+// Routes: /plaintext answers "Hello, World!"; /echo answers any method with the request body;
+// everything else is a file under --root (GET and HEAD), or 404.
+// SIGINT and SIGTERM drain: stop accepting, let requests in flight finish (up to --drain
+// seconds), close idle keep-alive connections, exit 0. SIGHUP is logged (log files to reopen
+// arrive with --access-log).
+#include <unistd.h>
+
+#include <boost/asio/signal_set.hpp>
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "lancer/http/files.hpp"
+#include "lancer/http/httputil.hpp"
+#include "lancer/log.hpp"
+#include "lancer/sched/awaitables.hpp"
+#include "lancer/source/tcp.hpp"
+
+namespace fs = std::filesystem;
+namespace http = lancer::http;
+
+namespace {
+
+constexpr const char* k_usage =
+    "usage: lancer-serve [options]\n"
+    "  --listen ADDR      listen on ADDR; repeatable (default tcp/$4:8080)\n"
+    "                     ADDR is tcp/HOST:PORT; HOST may be an IPv4 address, [IPv6],\n"
+    "                     or $4 (127.0.0.1), $6 ([::1]), $n (localhost), *4, *6 (any)\n"
+    "  --root DIR         serve the files under DIR (default: none)\n"
+    "  --out-pid FILE     write the process id to FILE (removed at exit)\n"
+    "  --log-level LEVEL  debug, info, warn, error or off (default info)\n"
+    "  --drain SECONDS    on SIGINT/SIGTERM, how long requests in flight may take (default 10)\n"
+    "  --help             print this and exit\n";
+
+struct options {
+  std::vector<std::string> listen;
+  std::string root;
+  std::string pid_file;
+  lancer::log_level level = lancer::log_level::info;
+  int drain_seconds = 10;
+};
+
+[[noreturn]] void bad_usage(const std::string& problem) {
+  std::fprintf(stderr, "lancer-serve: %s\n%s", problem.c_str(), k_usage);
+  std::exit(2);
+}
+
+options parse(int argc, char** argv) {
+  options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view flag = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) bad_usage(std::string(flag) + " needs a value");
+      return argv[++i];
+    };
+    if (flag == "--help" || flag == "-h") {
+      std::fputs(k_usage, stdout);
+      std::exit(0);
+    } else if (flag == "--listen") {
+      o.listen.push_back(value());
+    } else if (flag == "--root") {
+      o.root = value();
+    } else if (flag == "--out-pid") {
+      o.pid_file = value();
+    } else if (flag == "--log-level") {
+      const std::string v = value();
+      if (!lancer::parse_log_level(v, o.level)) bad_usage("unknown log level '" + v + "'");
+    } else if (flag == "--drain") {
+      const std::string v = value();
+      char* end = nullptr;
+      const long s = std::strtol(v.c_str(), &end, 10);
+      if (end == v.c_str() || *end != '\0' || s < 0 || s > 3600) {
+        bad_usage("--drain takes whole seconds from 0 to 3600, not '" + v + "'");
+      }
+      o.drain_seconds = static_cast<int>(s);
+    } else {
+      bad_usage("unknown option '" + std::string(flag) + "'");
+    }
+  }
+  if (o.listen.empty()) o.listen.emplace_back("tcp/$4:8080");
+  return o;
+}
+
+std::string_view path_of(std::string_view target) {
+  return target.substr(0, target.find('?'));
+}
+
+// Ends the process's scheduler once every connection is gone or the drain deadline passed.
+lancer::task<> stop_when_drained(lancer::server& srv, lancer::clock::time_point deadline) {
+  lancer::scheduler& sched = *lancer::scheduler::current();
+  while (srv.connections() > 0 && sched.now() < deadline + std::chrono::seconds(2)) {
+    co_await lancer::sleep_for(std::chrono::milliseconds(20));
+  }
+  sched.stop();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const options o = parse(argc, argv);
+  lancer::set_log_level(o.level);
+
+  std::vector<lancer::address> addresses;
+  for (const std::string& a : o.listen) {
+    try {
+      addresses.push_back(lancer::parse_address(a));
+    } catch (const lancer::address_error& e) {
+      std::fprintf(stderr, "lancer-serve: %s\n%s\n", e.what(), e.pointer().c_str());
+      return 2;
+    }
+    if (addresses.back().connector != lancer::address::kind::tcp) {
+      bad_usage("unix sockets are not supported yet: " + a);
+    }
+  }
+  fs::path root;
+  if (!o.root.empty()) {
+    std::error_code ec;
+    root = fs::canonical(o.root, ec);
+    if (ec || !fs::is_directory(root)) bad_usage("--root " + o.root + " is not a directory");
+  }
+
+  // The server: one scheduler, a handler for the routes, a TCP source per --listen.
+  lancer::scheduler sched;
+  lancer::server srv{
+      sched, http::serve([&root](lancer::connection& c, http::request& req, lancer::frame&,
+                                 lancer::pubframe&) -> lancer::task<> {
+        const std::string_view path = path_of(req.target());
+        if (path == "/plaintext") {
+          co_await http::respond_on(c, req, 200, "text/plain", "Hello, World!");
+        } else if (path == "/echo") {
+          const auto body = co_await http::read_body(c, req);
+          if (body) co_await http::respond_on(c, req, 200, "application/octet-stream", *body);
+        } else if (!root.empty()) {
+          co_await http::respond_file(c, req, root);
+        } else {
+          co_await http::respond_on(c, req, 404, "text/plain", "Not Found\n");
+        }
+      })};
+  std::vector<std::unique_ptr<lancer::tcp_source>> sources;
+  for (const lancer::address& a : addresses) {
+    sources.push_back(std::make_unique<lancer::tcp_source>(a));
+    srv.attach_source(*sources.back());
+  }
+  try {
+    srv.run();
+  } catch (const std::system_error& e) {
+    lancer::log(lancer::log_level::error, "server", "{}", e.what());
+    return 1;
+  }
+  if (!o.pid_file.empty()) {
+    std::ofstream(o.pid_file) << ::getpid() << "\n";
+  }
+
+  // Signals arrive through the reactor, inside the scheduler's turns.
+  boost::asio::signal_set signals(sched.reactor(), SIGINT, SIGTERM, SIGHUP);
+  std::function<void(const boost::system::error_code&, int)> on_signal =
+      [&](const boost::system::error_code& ec, int sig) {
+        if (ec) return;
+        if (sig == SIGHUP) {
+          lancer::log(lancer::log_level::info, "server", "SIGHUP: no log files to reopen");
+          signals.async_wait(on_signal);
+          return;
+        }
+        lancer::log(lancer::log_level::info, "server", "{}: draining for up to {} s",
+                    sig == SIGINT ? "SIGINT" : "SIGTERM", o.drain_seconds);
+        const auto deadline = sched.now() + std::chrono::seconds(o.drain_seconds);
+        srv.drain(deadline);
+        sched.spawn(stop_when_drained(srv, deadline));
+      };
+  signals.async_wait(on_signal);
+
+  sched.run_forever();
+  if (!o.pid_file.empty()) fs::remove(o.pid_file);
+  lancer::log(lancer::log_level::info, "server", "exiting");
+  return 0;
+}

@@ -1,0 +1,221 @@
+#!/usr/bin/env python3
+"""lancer-serve driven by real clients over real sockets: Python's http.client, raw sockets
+for what clients will not send (pipelining, traversal), and curl.
+
+usage: serve_test.py PATH/TO/lancer-serve
+"""
+import http.client
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+SERVE = None
+
+
+def free_port(family=socket.AF_INET, host="127.0.0.1"):
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """Starts lancer-serve on a free port with a small root; stops it at the end."""
+
+    def __init__(self, *extra, listen=None):
+        self.dir = tempfile.mkdtemp(prefix="lancer-serve-")
+        self.root = os.path.join(self.dir, "root")
+        os.makedirs(self.root)
+        with open(os.path.join(self.root, "index.html"), "w") as f:
+            f.write("<h1>demo</h1>")
+        with open(os.path.join(self.dir, "secret.txt"), "w") as f:
+            f.write("SECRET")
+        self.pid_file = os.path.join(self.dir, "lancer.pid")
+        self.port = free_port()
+        self.listen = listen or f"tcp/$4:{self.port}"
+        self.proc = subprocess.Popen(
+            [SERVE, "--listen", self.listen, "--root", self.root, "--out-pid", self.pid_file,
+             "--log-level", "warn", *extra],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.wait_ready()
+
+    def wait_ready(self):
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("lancer-serve exited: " + self.proc.stderr.read().decode())
+            if os.path.exists(self.pid_file):
+                return
+            time.sleep(0.02)
+        raise RuntimeError("lancer-serve did not start")
+
+    def connect(self, test):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        test.addCleanup(c.close)
+        return c
+
+    def raw(self, data, shutdown=True):
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as s:
+            s.sendall(data)
+            if shutdown:
+                s.shutdown(socket.SHUT_WR)
+            out = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    return out
+                out += chunk
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=20)
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return code
+
+
+class ServeTests(unittest.TestCase):
+    def setUp(self):
+        self.s = Server()
+
+    def tearDown(self):
+        self.assertEqual(self.s.stop(), 0)
+
+    def test_plaintext_and_keep_alive_on_one_connection(self):
+        c = self.s.connect(self)
+        c.request("GET", "/plaintext")
+        r = c.getresponse()
+        self.assertEqual((r.status, r.read()), (200, b"Hello, World!"))
+        self.assertEqual(r.getheader("Content-Type"), "text/plain")
+        sock = c.sock
+        c.request("GET", "/plaintext")
+        r = c.getresponse()
+        self.assertEqual(r.read(), b"Hello, World!")
+        self.assertIs(c.sock, sock)  # the same connection carried both
+
+    def test_chunked_upload_is_echoed(self):
+        c = self.s.connect(self)
+        c.request("POST", "/echo", body=iter([b"hello ", b"chunked ", b"world"]),
+                  headers={"Transfer-Encoding": "chunked"}, encode_chunked=True)
+        r = c.getresponse()
+        self.assertEqual((r.status, r.read()), (200, b"hello chunked world"))
+
+    def test_head_has_no_body(self):
+        c = self.s.connect(self)
+        c.request("HEAD", "/plaintext")
+        r = c.getresponse()
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.getheader("Content-Length"), "13")
+        self.assertEqual(r.read(), b"")
+
+    def test_connection_close_is_honoured(self):
+        out = self.s.raw(b"GET /plaintext HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                         shutdown=False)  # returns only because the server closed
+        self.assertIn(b"Connection: close\r\n", out)
+        self.assertTrue(out.endswith(b"Hello, World!"))
+
+    def test_pipelined_requests_are_answered_in_order(self):
+        out = self.s.raw(b"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n"
+                         b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+                         b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertEqual(out.count(b"HTTP/1.1 "), 3)
+        self.assertLess(out.index(b"Hello, World!"), out.index(b"abc"))
+        self.assertLess(out.index(b"abc"), out.index(b"404 Not Found"))
+
+    def test_static_files_and_no_escape_from_the_root(self):
+        c = self.s.connect(self)
+        c.request("GET", "/")
+        r = c.getresponse()
+        self.assertEqual((r.status, r.read()), (200, b"<h1>demo</h1>"))
+        for target in [b"/../secret.txt", b"/%2e%2e/secret.txt", b"/..%2fsecret.txt",
+                       b"/../../../../etc/passwd"]:
+            out = self.s.raw(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.assertTrue(out.startswith(b"HTTP/1.1 404"), target)
+            self.assertNotIn(b"SECRET", out)
+            self.assertNotIn(b"root:", out)
+
+    def test_bad_request_gets_400_and_close(self):
+        out = self.s.raw(b"GET / HTTP/1.1\r\n\r\n")
+        self.assertTrue(out.startswith(b"HTTP/1.1 400"))
+        self.assertIn(b"Connection: close", out)
+
+    def test_curl(self):
+        curl = shutil.which("curl")
+        if not curl:
+            self.skipTest("curl is not installed")
+        out = subprocess.run([curl, "-sS", "--data-binary", "from curl",
+                              f"http://127.0.0.1:{self.s.port}/echo"],
+                             capture_output=True, timeout=20)
+        self.assertEqual(out.stdout, b"from curl")
+
+    def test_pid_file_holds_the_pid(self):
+        with open(self.s.pid_file) as f:
+            self.assertEqual(int(f.read()), self.s.proc.pid)
+
+    def test_graceful_drain_finishes_the_request_in_flight(self):
+        sock = socket.create_connection(("127.0.0.1", self.s.port), timeout=10)
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello")
+        time.sleep(0.2)
+        self.s.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        with self.assertRaises(OSError):  # no longer accepting
+            socket.create_connection(("127.0.0.1", self.s.port), timeout=2).close()
+        sock.sendall(b"world")
+        out = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+        sock.close()
+        self.assertTrue(out.startswith(b"HTTP/1.1 200"))
+        self.assertTrue(out.endswith(b"helloworld"))
+        self.assertEqual(self.s.proc.wait(timeout=20), 0)
+        self.assertFalse(os.path.exists(self.s.pid_file))
+
+
+class FlagTests(unittest.TestCase):
+    def run_serve(self, *args):
+        return subprocess.run([SERVE, *args], capture_output=True, timeout=20)
+
+    def test_help_lists_every_flag(self):
+        out = self.run_serve("--help")
+        self.assertEqual(out.returncode, 0)
+        for flag in [b"--listen", b"--root", b"--out-pid", b"--log-level", b"--drain"]:
+            self.assertIn(flag, out.stdout)
+
+    def test_bad_flags_exit_2_with_one_line_and_the_usage(self):
+        for args, says in [(["--bogus"], b"unknown option '--bogus'"),
+                           (["--listen"], b"--listen needs a value"),
+                           (["--log-level", "loud"], b"unknown log level 'loud'"),
+                           (["--listen", "tcp/1.2.3:80"], b"not an IPv4 address"),
+                           (["--root", "/no/such/dir"], b"is not a directory")]:
+            out = self.run_serve(*args)
+            self.assertEqual(out.returncode, 2, args)
+            self.assertIn(says, out.stderr.splitlines()[0], args)
+
+    def test_ipv6_loopback(self):
+        try:
+            port = free_port(socket.AF_INET6, "::1")
+        except OSError:
+            self.skipTest("no IPv6 loopback here")
+        s = Server(listen=f"tcp/$6:{port}")
+        try:
+            c = http.client.HTTPConnection("::1", port, timeout=10)
+            self.addCleanup(c.close)
+            c.request("GET", "/plaintext")
+            self.assertEqual(c.getresponse().read(), b"Hello, World!")
+        finally:
+            self.assertEqual(s.stop(), 0)
+
+
+if __name__ == "__main__":
+    SERVE = os.path.abspath(sys.argv.pop(1))
+    unittest.main(verbosity=2)
