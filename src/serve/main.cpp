@@ -25,6 +25,7 @@
 #include "lancer/log.hpp"
 #include "lancer/sched/awaitables.hpp"
 #include "lancer/source/tcp.hpp"
+#include "lancer/source/unix.hpp"
 
 namespace fs = std::filesystem;
 namespace http = lancer::http;
@@ -35,7 +36,8 @@ constexpr const char* k_usage =
     "usage: lancer-serve [options]\n"
     "  --listen ADDR      listen on ADDR; repeatable (default tcp/$4:8080)\n"
     "                     ADDR is tcp/HOST:PORT; HOST may be an IPv4 address, [IPv6],\n"
-    "                     or $4 (127.0.0.1), $6 ([::1]), $n (localhost), *4, *6 (any)\n"
+    "                     or $4 (127.0.0.1), $6 ([::1]), $n (localhost), *4, *6 (any);\n"
+    "                     or unix/PATH, a Unix socket (mode 0660, removed at exit)\n"
     "  --root DIR         serve the files under DIR (default: none)\n"
     "  --out-pid FILE     write the process id to FILE (removed at exit)\n"
     "  --log-level LEVEL  debug, info, warn, error or off (default info)\n"
@@ -118,9 +120,6 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "lancer-serve: %s\n%s\n", e.what(), e.pointer().c_str());
       return 2;
     }
-    if (addresses.back().connector != lancer::address::kind::tcp) {
-      bad_usage("unix sockets are not supported yet: " + a);
-    }
   }
   fs::path root;
   if (!o.root.empty()) {
@@ -146,9 +145,13 @@ int main(int argc, char** argv) {
           co_await http::respond_on(c, req, 404, "text/plain", "Not Found\n");
         }
       })};
-  std::vector<std::unique_ptr<lancer::tcp_source>> sources;
+  std::vector<std::unique_ptr<lancer::source>> sources;
   for (const lancer::address& a : addresses) {
-    sources.push_back(std::make_unique<lancer::tcp_source>(a));
+    if (a.connector == lancer::address::kind::tcp) {
+      sources.push_back(std::make_unique<lancer::tcp_source>(a));
+    } else {
+      sources.push_back(std::make_unique<lancer::unix_source>(a));
+    }
     srv.attach_source(*sources.back());
   }
   try {

@@ -216,6 +216,45 @@ class FlagTests(unittest.TestCase):
             self.assertEqual(s.stop(), 0)
 
 
+class UnixSocketTests(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="lancer-unix-")
+        self.path = os.path.join(self.dir, "lancer.sock")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+
+    def start(self):
+        s = Server(listen=f"unix/{self.path}")
+        self.addCleanup(s.stop)
+        return s
+
+    def test_curl_over_the_unix_socket(self):
+        curl = shutil.which("curl")
+        if not curl:
+            self.skipTest("curl is not installed")
+        s = self.start()
+        out = subprocess.run([curl, "-sS", "--unix-socket", self.path, "http://x/plaintext"],
+                             capture_output=True, timeout=20)
+        self.assertEqual(out.stdout, b"Hello, World!")
+        self.assertEqual(s.stop(), 0)
+        self.assertFalse(os.path.exists(self.path))  # removed at exit
+
+    def test_stale_socket_is_replaced_and_live_one_refused(self):
+        stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        stale.bind(self.path)
+        stale.close()  # leaves the file, nobody listening
+        s = self.start()
+        self.assertTrue(os.path.exists(self.path))
+        second = subprocess.run([SERVE, "--listen", f"unix/{self.path}"], capture_output=True,
+                                timeout=20)
+        self.assertNotEqual(second.returncode, 0)
+        self.assertIn(b"another server is listening there", second.stderr)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:  # the first still serves
+            c.connect(self.path)
+            c.sendall(b"GET /plaintext HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            self.assertIn(b"Hello, World!", c.recv(4096))
+        self.assertEqual(s.stop(), 0)
+
+
 if __name__ == "__main__":
     SERVE = os.path.abspath(sys.argv.pop(1))
     unittest.main(verbosity=2)

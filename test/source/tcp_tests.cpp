@@ -10,13 +10,13 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 
-#include <atomic>
 #include <chrono>
 #include <string>
 #include <thread>
 
 #include "lancer/core/server.hpp"
 #include "lancer/log.hpp"
+#include "run_with_client.hpp"
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
@@ -36,27 +36,6 @@ task<> echo(connection& c, frame&, pubframe&) {
     }
     if (n == 0 && c.at_eof()) break;
   }
-}
-
-// Runs the scheduler until `client` (on another OS thread) returns; a watchdog stops it after
-// 30 s so a hang fails the test instead of the suite.
-template <class F>
-bool run_with_client(lancer::scheduler& sched, F client) {
-  std::atomic<bool> done{false};
-  std::thread t([&] {
-    client();
-    done = true;
-    sched.stop();
-  });
-  std::thread watchdog([&] {
-    for (int i = 0; i < 300 && !done; ++i)
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    if (!done) sched.stop();
-  });
-  sched.run_forever();
-  t.join();
-  watchdog.join();
-  return done;
 }
 
 tcp::socket connect_to(asio::io_context& io, const char* host, std::uint16_t port) {
@@ -81,7 +60,7 @@ TEST_CASE("bytes cross a real TCP connection both ways, 4 MiB of them intact") {
   for (std::size_t i = 0; i < payload.size(); ++i)
     payload[i] = static_cast<char>(i * 7 % 251);
   std::string received;
-  const bool finished = run_with_client(sched, [&] {
+  const bool finished = lancer_test::run_with_client(sched, [&] {
     asio::io_context io;
     tcp::socket s = connect_to(io, "127.0.0.1", src.port());
     std::thread writer([&] {
@@ -111,7 +90,7 @@ TEST_CASE("IPv6 loopback works when the machine has it") {
     return;
   }
   std::string reply(5, '\0');
-  CHECK(run_with_client(sched, [&] {
+  CHECK(lancer_test::run_with_client(sched, [&] {
     asio::io_context io;
     tcp::socket s = connect_to(io, "::1", src.port());
     asio::write(s, asio::buffer(std::string("hello")));

@@ -43,10 +43,9 @@ class tcp_source final : public source {
   // The port listened on (useful with port 0, "any free port"); 0 before start().
   std::uint16_t port() const noexcept;
 
-  struct state;  // opaque; public only so the accept handlers in tcp.cpp can name it
-
  private:
-  std::shared_ptr<state> state_;  // shared with pending accept handlers
+  struct state;
+  std::shared_ptr<state> state_;
 };
 
 }  // namespace lancer

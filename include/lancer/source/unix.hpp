@@ -1,0 +1,44 @@
+// lancer::unix_source: accepts connections on a Unix stream socket at a path.
+//
+//   lancer::unix_source local{lancer::parse_address("unix//run/lancer.sock")};
+//
+// Before binding, a file already at the path is examined: a socket nobody listens on (left
+// by a process that died) is removed; a socket a live server listens on is left alone and
+// start() refuses with a clear message; anything that is not a socket is never touched.
+// The socket file gets `mode` and is removed again by stop().
+#pragma once
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+
+#include "lancer/core/source.hpp"
+#include "lancer/source/address.hpp"
+
+namespace lancer {
+
+struct unix_options {
+  int backlog = 1024;
+  mode_t mode = 0660;  // the socket file's permissions
+};
+
+class unix_source final : public source {
+ public:
+  // `where` must be a unix address. Nothing is created until start().
+  explicit unix_source(address where, unix_options options = {});
+  ~unix_source() override;
+
+  // Binds and listens. Throws std::system_error if the path holds a live server, is not a
+  // socket, or cannot be bound.
+  void start(server& srv) override;
+  // Stops accepting and removes the socket file this source created.
+  void stop() noexcept override;
+  std::string name() const override;
+
+ private:
+  struct state;
+  std::shared_ptr<state> state_;
+};
+
+}  // namespace lancer
