@@ -87,6 +87,7 @@ struct io {
     }
     req.keep_alive_ = false;
     req.answered_ = true;
+    req.status_ = status;
     c.close();
   }
 
@@ -309,12 +310,14 @@ struct io {
     write_head(c, req.version_, status, content_type, old ? framing::close : framing::chunked, 0,
                close, fields);
     req.answered_ = true;
+    req.status_ = status;
     req.streaming_ = !req.is_head() && status_has_body(status);
     if (close) req.keep_alive_ = false;
   }
 
   static task<> send_chunk(connection& c, request& req, std::string_view piece) {
     if (!req.streaming_ || piece.empty()) co_return;
+    req.bytes_sent_ += piece.size();
     if (req.version_ == 10) {
       co_await c.send(piece);
       co_return;
@@ -339,8 +342,12 @@ struct io {
     const bool close = must_close(c, req, r.close);
     write_head(c, req.version_, r.status, r.content_type, framing::length, r.body.size(), close,
                r.fields);
-    if (status_has_body(r.status) && !req.is_head()) c.write(r.body);
+    if (status_has_body(r.status) && !req.is_head()) {
+      c.write(r.body);
+      req.bytes_sent_ = r.body.size();
+    }
     req.answered_ = true;
+    req.status_ = r.status;
     if (close) {
       req.keep_alive_ = false;
       co_await c.flush();
@@ -418,8 +425,8 @@ task<> respond_on(connection& c, request& req, unsigned status, std::string_view
 
 namespace {
 
-task<> serve_connection(const request_handler& h, const limits& lim, connection& c, frame& f,
-                        pubframe& p) {
+task<> serve_connection(const request_handler& h, const limits& lim, const access_hook& log_to,
+                        connection& c, frame& f, pubframe& p) {
   request req;
   while (co_await wait_for_headers(c, req, lim)) {  // the body when the handler asks
     bool failed = false;
@@ -443,6 +450,7 @@ task<> serve_connection(const request_handler& h, const limits& lim, connection&
       r.close = true;
       co_await respond(c, req, r);
     }
+    if (log_to) log_to(c, req);
     if (failed) {
       c.close();
       co_return;
@@ -452,10 +460,42 @@ task<> serve_connection(const request_handler& h, const limits& lim, connection&
 
 }  // namespace
 
-server::handler serve(request_handler h, limits lim) {
-  return [h = std::move(h), lim](connection& c, frame& f, pubframe& p) {
-    return serve_connection(h, lim, c, f, p);
+server::handler serve(request_handler h, limits lim, access_hook log_to) {
+  return [h = std::move(h), lim, log_to = std::move(log_to)](connection& c, frame& f, pubframe& p) {
+    return serve_connection(h, lim, log_to, c, f, p);
   };
+}
+
+std::string access_line(const connection& c, const request& req) {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&now, &tm);
+  char when[40];
+  std::strftime(when, sizeof when, "%d/%b/%Y:%H:%M:%S %z", &tm);
+  std::string peer = c.peer_address();
+  if (const std::size_t colon = peer.rfind(':'); colon != std::string::npos && peer != "unix") {
+    peer.resize(colon);  // the address without its port, as nginx writes $remote_addr
+    if (peer.size() > 2 && peer.front() == '[') peer = peer.substr(1, peer.size() - 2);
+  }
+  const std::string_view referer = req.headers().get("Referer");
+  const std::string_view agent = req.headers().get("User-Agent");
+  // Quote-safe: a '"' or a control character in client text is written as \xHH.
+  auto clean = [](std::string_view v) {
+    std::string out;
+    for (const char ch : v) {
+      const auto b = static_cast<unsigned char>(ch);
+      if (b < 0x20 || b == '"' || b == '\\' || b >= 0x7f) {
+        out += fmt::format("\\x{:02X}", b);
+      } else {
+        out += ch;
+      }
+    }
+    return out;
+  };
+  return fmt::format("{} - - [{}] \"{} {} HTTP/{}.{}\" {} {} \"{}\" \"{}\"", peer, when,
+                     clean(req.method()), clean(req.target()), req.version() / 10,
+                     req.version() % 10, req.response_status(), req.bytes_sent(),
+                     referer.empty() ? "-" : clean(referer), agent.empty() ? "-" : clean(agent));
 }
 
 }  // namespace lancer::http

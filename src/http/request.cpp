@@ -40,6 +40,8 @@ void request::reset() noexcept {
   version_ = 11;
   content_length_.reset();
   chunked_ = answered_ = continue_expected_ = streaming_ = false;
+  status_ = 0;
+  bytes_sent_ = 0;
   keep_alive_ = true;
   header_size_ = body_in_buffer_ = 0;
   body_left_ = 0;

@@ -3,8 +3,7 @@
 // Routes: /plaintext answers "Hello, World!"; /echo answers any method with the request body;
 // everything else is a file under --root (GET and HEAD), or 404.
 // SIGINT and SIGTERM drain: stop accepting, let requests in flight finish (up to --drain
-// seconds), close idle keep-alive connections, exit 0. SIGHUP is logged (log files to reopen
-// arrive with --access-log).
+// seconds), close idle keep-alive connections, exit 0. SIGHUP reopens the access log file.
 #include <unistd.h>
 
 #include <boost/asio/signal_set.hpp>
@@ -41,6 +40,8 @@ constexpr const char* k_usage =
     "  --root DIR         serve the files under DIR (default: none)\n"
     "  --out-pid FILE     write the process id to FILE (removed at exit)\n"
     "  --log-level LEVEL  debug, info, warn, error or off (default info)\n"
+    "  --access-log FILE  one line per request, nginx's combined format, appended to FILE;\n"
+    "                     - for stdout, off for none (default -); SIGHUP reopens FILE\n"
     "  --drain SECONDS    on SIGINT/SIGTERM, how long requests in flight may take (default 10)\n"
     "  --help             print this and exit\n";
 
@@ -48,6 +49,7 @@ struct options {
   std::vector<std::string> listen;
   std::string root;
   std::string pid_file;
+  std::string access_log = "-";
   lancer::log_level level = lancer::log_level::info;
   int drain_seconds = 10;
 };
@@ -72,6 +74,8 @@ options parse(int argc, char** argv) {
       o.listen.push_back(value());
     } else if (flag == "--root") {
       o.root = value();
+    } else if (flag == "--access-log") {
+      o.access_log = value();
     } else if (flag == "--out-pid") {
       o.pid_file = value();
     } else if (flag == "--log-level") {
@@ -96,6 +100,44 @@ options parse(int argc, char** argv) {
 std::string_view path_of(std::string_view target) {
   return target.substr(0, target.find('?'));
 }
+
+// The access log: stdout, or a file opened for appending and reopened on SIGHUP (so that
+// log rotation can move it away).
+class access_log {
+ public:
+  explicit access_log(std::string where) : where_(std::move(where)) { open(); }
+  ~access_log() { close(); }
+  access_log(const access_log&) = delete;
+  access_log& operator=(const access_log&) = delete;
+
+  bool enabled() const noexcept { return where_ != "off"; }
+  bool ok() const noexcept { return !enabled() || out_ != nullptr; }
+  const std::string& where() const noexcept { return where_; }
+
+  void reopen() {
+    close();
+    open();
+  }
+  void write(const std::string& line) {
+    if (out_ == nullptr) return;
+    std::fwrite(line.data(), 1, line.size(), out_);
+    std::fputc('\n', out_);
+  }
+
+ private:
+  void open() {
+    if (where_ == "off") return;
+    out_ = where_ == "-" ? stdout : std::fopen(where_.c_str(), "a");
+    if (out_ != nullptr) std::setvbuf(out_, nullptr, _IOLBF, 0);  // whole lines, promptly
+  }
+  void close() {
+    if (out_ != nullptr && out_ != stdout) std::fclose(out_);
+    out_ = nullptr;
+  }
+
+  std::string where_;
+  std::FILE* out_ = nullptr;
+};
 
 // Ends the process's scheduler once every connection is gone or the drain deadline passed.
 lancer::task<> stop_when_drained(lancer::server& srv, lancer::clock::time_point deadline) {
@@ -128,23 +170,35 @@ int main(int argc, char** argv) {
     if (ec || !fs::is_directory(root)) bad_usage("--root " + o.root + " is not a directory");
   }
 
-  // The server: one scheduler, a handler for the routes, a TCP source per --listen.
+  access_log requests{o.access_log};
+  if (!requests.ok()) bad_usage("cannot open --access-log " + o.access_log);
+  http::access_hook log_request;
+  if (requests.enabled()) {
+    log_request = [&requests](const lancer::connection& c, const http::request& req) {
+      requests.write(http::access_line(c, req));
+    };
+  }
+
+  // The server: one scheduler, a handler for the routes, a source per --listen.
   lancer::scheduler sched;
   lancer::server srv{
-      sched, http::serve([&root](lancer::connection& c, http::request& req, lancer::frame&,
-                                 lancer::pubframe&) -> lancer::task<> {
-        const std::string_view path = path_of(req.target());
-        if (path == "/plaintext") {
-          co_await http::respond_on(c, req, 200, "text/plain", "Hello, World!");
-        } else if (path == "/echo") {
-          const auto body = co_await http::read_body(c, req);
-          if (body) co_await http::respond_on(c, req, 200, "application/octet-stream", *body);
-        } else if (!root.empty()) {
-          co_await http::respond_file(c, req, root);
-        } else {
-          co_await http::respond_on(c, req, 404, "text/plain", "Not Found\n");
-        }
-      })};
+      sched, http::serve(
+                 [&root](lancer::connection& c, http::request& req, lancer::frame&,
+                         lancer::pubframe&) -> lancer::task<> {
+                   const std::string_view path = path_of(req.target());
+                   if (path == "/plaintext") {
+                     co_await http::respond_on(c, req, 200, "text/plain", "Hello, World!");
+                   } else if (path == "/echo") {
+                     const auto body = co_await http::read_body(c, req);
+                     if (body)
+                       co_await http::respond_on(c, req, 200, "application/octet-stream", *body);
+                   } else if (!root.empty()) {
+                     co_await http::respond_file(c, req, root);
+                   } else {
+                     co_await http::respond_on(c, req, 404, "text/plain", "Not Found\n");
+                   }
+                 },
+                 {}, log_request)};
   std::vector<std::unique_ptr<lancer::source>> sources;
   for (const lancer::address& a : addresses) {
     if (a.connector == lancer::address::kind::tcp) {
@@ -170,7 +224,9 @@ int main(int argc, char** argv) {
       [&](const boost::system::error_code& ec, int sig) {
         if (ec) return;
         if (sig == SIGHUP) {
-          lancer::log(lancer::log_level::info, "server", "SIGHUP: no log files to reopen");
+          requests.reopen();
+          lancer::log(lancer::log_level::info, "server", "SIGHUP: reopened the access log {}",
+                      requests.where());
           signals.async_wait(on_signal);
           return;
         }

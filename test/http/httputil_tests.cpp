@@ -487,3 +487,23 @@ TEST_CASE("a body that stops arriving gets 408 after the body timeout; progress 
   CHECK(c.server_closed());
   CHECK(b.sched.now() == start + 50s);
 }
+
+TEST_CASE("access_line writes nginx's combined format, escaping what the client sent") {
+  std::string line;
+  lancer::scheduler sched{lancer::clock::manual()};
+  lancer::server srv{sched, http::serve(
+                                [](connection& c, http::request& req, frame&, pubframe&) -> task<> {
+                                  co_await http::respond_on(c, req, 200, "text/plain", "12345");
+                                },
+                                {},
+                                [&](const connection& c, const http::request& req) {
+                                  line = http::access_line(c, req);
+                                })};
+  lancer::fake_source fake;
+  srv.attach_source(fake);
+  srv.run();
+  fake_client c = fake.connect();
+  c.exchange("GET /x?y HTTP/1.1\r\nHost: h\r\nReferer: http://r/\r\nUser-Agent: a\"b\r\n\r\n");
+  CHECK(line.rfind("fake/1 - - [", 0) == 0);
+  CHECK(line.find("] \"GET /x?y HTTP/1.1\" 200 5 \"http://r/\" \"a\\x22b\"") != std::string::npos);
+}

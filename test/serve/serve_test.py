@@ -201,6 +201,32 @@ class FlagTests(unittest.TestCase):
             self.assertEqual(out.returncode, 2, args)
             self.assertIn(says, out.stderr.splitlines()[0], args)
 
+    def test_access_log_lines_and_reopen_on_sighup(self):
+        logs = tempfile.mkdtemp(prefix="lancer-logs-")
+        self.addCleanup(shutil.rmtree, logs, True)
+        log = os.path.join(logs, "access.log")
+        s = Server("--access-log", log)
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=10)
+            self.addCleanup(c.close)
+            c.request("GET", "/plaintext?q=1", headers={"User-Agent": 'tester "1"'})
+            c.getresponse().read()
+            with open(log) as f:
+                line = f.read().strip()
+            self.assertRegex(line, r'^127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] '
+                                   r'"GET /plaintext\?q=1 HTTP/1\.1" 200 13 "-" "tester \\x221\\x22"$')
+            os.rename(log, log + ".1")  # rotation moves the file away...
+            s.proc.send_signal(signal.SIGHUP)  # ...and SIGHUP makes the server open a new one
+            deadline = time.time() + 10
+            while not os.path.exists(log) and time.time() < deadline:
+                time.sleep(0.02)
+            c.request("GET", "/nope")
+            c.getresponse().read()
+            with open(log) as f:
+                self.assertIn('"GET /nope HTTP/1.1" 404 10', f.read())
+        finally:
+            self.assertEqual(s.stop(), 0)
+
     def test_ipv6_loopback(self):
         try:
             port = free_port(socket.AF_INET6, "::1")

@@ -23,6 +23,7 @@
 #include <functional>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 
 #include "lancer/core/connection.hpp"
@@ -95,10 +96,19 @@ task<> respond_on(connection& c, request& req, unsigned status, std::string_view
 // A handler of one request at a time. It answers with respond()/respond_on().
 using request_handler = std::function<task<>(connection&, request&, frame&, pubframe&)>;
 
+// Called after each request is answered (an access log, metrics).
+using access_hook = std::function<void(const connection&, const request&)>;
+
 // Makes a connection handler from a request handler: it reads requests with `lim`, calls `h`
 // for each, and keeps the connection alive as RFC 9112 says. If `h` throws before it
 // responded, the client gets 500 and the connection closes (the error is logged with the
 // connection's id); if `h` returns without responding, the client gets 500 as well.
-server::handler serve(request_handler h, limits lim = {});
+// `log_to`, if set, is called after each request.
+server::handler serve(request_handler h, limits lim = {}, access_hook log_to = {});
+
+// One line in nginx's combined format for an answered request:
+// `127.0.0.1 - - [22/Nov/2026:01:40:00 +0000] "GET / HTTP/1.1" 200 13 "-" "curl/7.88.1"`.
+// Quotes and control characters from the client are escaped as \xHH.
+std::string access_line(const connection& c, const request& req);
 
 }  // namespace lancer::http

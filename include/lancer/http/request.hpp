@@ -58,6 +58,9 @@ class request {
   bool answered() const noexcept { return answered_; }
   // The body, once wait_for_request or read_body has read it whole; "" before that.
   std::string_view body() const noexcept;
+  // The status it was answered with (0 before), and the body bytes sent (for access logs).
+  unsigned response_status() const noexcept { return status_; }
+  std::uint64_t bytes_sent() const noexcept { return bytes_sent_; }
 
  private:
   friend class detail::request_parser;
@@ -82,6 +85,8 @@ class request {
   bool body_started_ = false;       // the handler asked for (part of) the body
   bool body_done_ = false;          // the whole body has been read
   bool streaming_ = false;          // a chunked (or 1.0 close-delimited) response is open
+  unsigned status_ = 0;             // the response's status
+  std::uint64_t bytes_sent_ = 0;    // body bytes of the response
   detail::request_parser* parser_ = nullptr;  // owned: a chunked body is still being parsed
 };
 
