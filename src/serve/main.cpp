@@ -23,6 +23,7 @@
 #include "lancer/http/httputil.hpp"
 #include "lancer/log.hpp"
 #include "lancer/sched/awaitables.hpp"
+#include "lancer/source/systemd.hpp"
 #include "lancer/source/tcp.hpp"
 #include "lancer/source/unix.hpp"
 
@@ -43,6 +44,8 @@ constexpr const char* k_usage =
     "  --access-log FILE  one line per request, nginx's combined format, appended to FILE;\n"
     "                     - for stdout, off for none (default -); SIGHUP reopens FILE\n"
     "  --drain SECONDS    on SIGINT/SIGTERM, how long requests in flight may take (default 10)\n"
+    "  --systemd          take listeners from socket activation (LISTEN_FDS) and send\n"
+    "                     READY=1 / STOPPING=1 to NOTIFY_SOCKET\n"
     "  --help             print this and exit\n";
 
 struct options {
@@ -52,6 +55,7 @@ struct options {
   std::string access_log = "-";
   lancer::log_level level = lancer::log_level::info;
   int drain_seconds = 10;
+  bool systemd = false;
 };
 
 [[noreturn]] void bad_usage(const std::string& problem) {
@@ -70,6 +74,8 @@ options parse(int argc, char** argv) {
     if (flag == "--help" || flag == "-h") {
       std::fputs(k_usage, stdout);
       std::exit(0);
+    } else if (flag == "--systemd") {
+      o.systemd = true;
     } else if (flag == "--listen") {
       o.listen.push_back(value());
     } else if (flag == "--root") {
@@ -93,7 +99,6 @@ options parse(int argc, char** argv) {
       bad_usage("unknown option '" + std::string(flag) + "'");
     }
   }
-  if (o.listen.empty()) o.listen.emplace_back("tcp/$4:8080");
   return o;
 }
 
@@ -151,7 +156,9 @@ lancer::task<> stop_when_drained(lancer::server& srv, lancer::clock::time_point 
 }  // namespace
 
 int main(int argc, char** argv) {
-  const options o = parse(argc, argv);
+  options o = parse(argc, argv);
+  const std::vector<int> activated = o.systemd ? lancer::systemd::listen_fds() : std::vector<int>{};
+  if (o.listen.empty() && activated.empty()) o.listen.emplace_back("tcp/$4:8080");
   lancer::set_log_level(o.level);
 
   std::vector<lancer::address> addresses;
@@ -208,6 +215,10 @@ int main(int argc, char** argv) {
     }
     srv.attach_source(*sources.back());
   }
+  for (const int fd : activated) {
+    sources.push_back(std::make_unique<lancer::fd_source>(fd));
+    srv.attach_source(*sources.back());
+  }
   try {
     srv.run();
   } catch (const std::system_error& e) {
@@ -217,6 +228,7 @@ int main(int argc, char** argv) {
   if (!o.pid_file.empty()) {
     std::ofstream(o.pid_file) << ::getpid() << "\n";
   }
+  if (o.systemd) lancer::systemd::notify("READY=1");
 
   // Signals arrive through the reactor, inside the scheduler's turns.
   boost::asio::signal_set signals(sched.reactor(), SIGINT, SIGTERM, SIGHUP);
@@ -233,6 +245,7 @@ int main(int argc, char** argv) {
         lancer::log(lancer::log_level::info, "server", "{}: draining for up to {} s",
                     sig == SIGINT ? "SIGINT" : "SIGTERM", o.drain_seconds);
         const auto deadline = sched.now() + std::chrono::seconds(o.drain_seconds);
+        if (o.systemd) lancer::systemd::notify("STOPPING=1");
         srv.drain(deadline);
         sched.spawn(stop_when_drained(srv, deadline));
       };

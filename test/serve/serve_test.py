@@ -242,6 +242,47 @@ class FlagTests(unittest.TestCase):
             self.assertEqual(s.stop(), 0)
 
 
+class SystemdTests(unittest.TestCase):
+    """A small launcher in the manner of systemd: it opens the listening socket, starts
+    lancer-serve with it as fd 3 (LISTEN_FDS=1, LISTEN_PID=its pid), and listens on a
+    datagram socket named by NOTIFY_SOCKET for READY=1 and STOPPING=1."""
+
+    def test_socket_activation_and_notify(self):
+        work = tempfile.mkdtemp(prefix="lancer-systemd-")
+        self.addCleanup(shutil.rmtree, work, True)
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        port = listener.getsockname()[1]
+        notify_path = os.path.join(work, "notify")
+        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        notify.bind(notify_path)
+        notify.settimeout(10)
+        self.addCleanup(notify.close)
+
+        def as_activated():
+            if listener.fileno() != 3:
+                os.dup2(listener.fileno(), 3)
+            os.set_inheritable(3, True)  # Python opens sockets close-on-exec
+            os.environ["LISTEN_FDS"] = "1"
+            os.environ["LISTEN_PID"] = str(os.getpid())
+            os.environ["NOTIFY_SOCKET"] = notify_path
+
+        proc = subprocess.Popen([SERVE, "--systemd", "--log-level", "warn", "--access-log", "off"],
+                                preexec_fn=as_activated, close_fds=False,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.addCleanup(proc.stderr.close)
+        listener.close()  # the server holds it now
+        self.assertEqual(notify.recv(256), b"READY=1")
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        self.addCleanup(c.close)
+        c.request("GET", "/plaintext")
+        self.assertEqual(c.getresponse().read(), b"Hello, World!")
+        proc.send_signal(signal.SIGTERM)
+        self.assertEqual(notify.recv(256), b"STOPPING=1")
+        self.assertEqual(proc.wait(timeout=20), 0)
+
+
 class UnixSocketTests(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="lancer-unix-")
