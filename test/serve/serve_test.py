@@ -5,6 +5,7 @@ for what clients will not send (pipelining, traversal), and curl.
 usage: serve_test.py PATH/TO/lancer-serve
 """
 import http.client
+import resource
 import os
 import shutil
 import signal
@@ -27,7 +28,7 @@ def free_port(family=socket.AF_INET, host="127.0.0.1"):
 class Server:
     """Starts lancer-serve on a free port with a small root; stops it at the end."""
 
-    def __init__(self, *extra, listen=None):
+    def __init__(self, *extra, listen=None, preexec=None):
         self.dir = tempfile.mkdtemp(prefix="lancer-serve-")
         self.root = os.path.join(self.dir, "root")
         os.makedirs(self.root)
@@ -36,12 +37,13 @@ class Server:
         with open(os.path.join(self.dir, "secret.txt"), "w") as f:
             f.write("SECRET")
         self.pid_file = os.path.join(self.dir, "lancer.pid")
+        self.last_stderr = ""
         self.port = free_port()
         self.listen = listen or f"tcp/$4:{self.port}"
         self.proc = subprocess.Popen(
             [SERVE, "--listen", self.listen, "--root", self.root, "--out-pid", self.pid_file,
-             "--log-level", "warn", *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             "--log-level", "warn", "--access-log", "off", *extra],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=preexec)
         self.wait_ready()
 
     def wait_ready(self):
@@ -76,7 +78,9 @@ class Server:
             self.proc.send_signal(signal.SIGTERM)
         code = self.proc.wait(timeout=20)
         self.proc.stdout.close()
-        self.proc.stderr.close()
+        if not self.proc.stderr.closed:
+            self.last_stderr = self.proc.stderr.read().decode()
+            self.proc.stderr.close()
         shutil.rmtree(self.dir, ignore_errors=True)
         return code
 
@@ -240,6 +244,40 @@ class FlagTests(unittest.TestCase):
             self.assertEqual(c.getresponse().read(), b"Hello, World!")
         finally:
             self.assertEqual(s.stop(), 0)
+
+
+class FileLimitTests(unittest.TestCase):
+    def test_more_clients_than_file_descriptors(self):
+        limit = 48
+
+        def low_limit():
+            resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+        s = Server(preexec=low_limit)
+        clients = []
+        try:
+            for _ in range(3 * limit):  # the kernel queues what the server cannot accept
+                clients.append(socket.create_connection(("127.0.0.1", s.port), timeout=10))
+            time.sleep(0.5)
+            self.assertIsNone(s.proc.poll(), "the server died")
+            served = 0
+            for c in clients[:10]:  # some were accepted and are served normally
+                c.sendall(b"GET /plaintext HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            for c in clients[:10]:
+                served += b"Hello, World!" in c.recv(4096)
+            self.assertGreater(served, 0)
+        finally:
+            for c in clients:
+                c.close()
+        time.sleep(1.0)  # descriptors come back; accepting resumes
+        c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=10)
+        self.addCleanup(c.close)
+        c.request("GET", "/plaintext")
+        self.assertEqual(c.getresponse().read(), b"Hello, World!")
+        self.assertEqual(s.stop(), 0)
+        err = s.last_stderr
+        self.assertIn("accept paused: too many open files", err)
+        self.assertEqual(err.count("accept paused"), 1)  # said once, not once per attempt
 
 
 class SystemdTests(unittest.TestCase):
