@@ -68,6 +68,25 @@ void write_head(connection& c, unsigned version, unsigned status, std::string_vi
 
 }  // namespace
 
+// A read that reports a passed deadline as nullopt instead of throwing, so the caller can
+// answer 408: that takes a co_await, which a catch block may not hold.
+class read_unless_expired {
+ public:
+  explicit read_unless_expired(connection& c) : read_(c.read()) {}
+  bool await_ready() { return read_.await_ready(); }
+  void await_suspend(std::coroutine_handle<> h) { read_.await_suspend(h); }
+  std::optional<std::size_t> await_resume() {
+    try {
+      return read_.await_resume();
+    } catch (const timed_out&) {
+      return std::nullopt;
+    }
+  }
+
+ private:
+  connection::read_awaiter read_;
+};
+
 // Reaches into request; declared its friend.
 struct io {
   // Answers a request that could not be read with the status `ec` calls for, then closes.
@@ -119,19 +138,13 @@ struct io {
   // Waits for more body bytes, restarting the body timeout on progress. Returns false (after
   // answering 408 or 400) if the body stalls past the timeout or the peer stops sending.
   static task<bool> read_more(connection& c, request& req, const limits& lim) {
-    std::size_t n = 0;
-    bool expired = false;
-    try {
-      n = co_await c.read();
-    } catch (const timed_out&) {
-      expired = true;  // answered below: no co_await inside a handler
-    }
-    if (expired) {
+    const std::optional<std::size_t> n = co_await read_unless_expired(c);
+    if (!n) {
       log(log_level::info, conn_name(c), "request body stalled (408)");
       co_await reject_timeout(c, req);
       co_return false;
     }
-    if (n == 0 && c.at_eof()) {
+    if (*n == 0 && c.at_eof()) {
       co_await reject(c, req, make_error_code(error::incomplete));
       co_return false;
     }
@@ -170,14 +183,8 @@ struct io {
         c.close();  // between requests: a good moment to leave
         co_return false;
       }
-      std::size_t n = 0;
-      bool expired = false;
-      try {
-        n = co_await c.read();
-      } catch (const timed_out&) {
-        expired = true;  // answered below: no co_await inside a handler
-      }
-      if (expired) {
+      const std::optional<std::size_t> n = co_await read_unless_expired(c);
+      if (!n) {
         if (!started) {
           log(log_level::debug, conn_name(c), "idle keep-alive connection timed out");
           c.close();
@@ -187,7 +194,7 @@ struct io {
         co_await reject_timeout(c, req);
         co_return false;
       }
-      if (n == 0 && c.at_eof()) {
+      if (*n == 0 && c.at_eof()) {
         if (started) {
           log(log_level::info, conn_name(c), "peer closed in the middle of a request header");
         }

@@ -122,10 +122,6 @@ namespace detail {
 
 namespace {
 
-bool is_ows(char c) noexcept {
-  return c == ' ' || c == '\t';
-}
-
 // Field values may hold visible characters, spaces, tabs and obs-text; nothing else.
 bool clean_value(std::string_view v) noexcept {
   for (const char ch : v) {
@@ -210,24 +206,19 @@ void request_parser::on_field_impl(field name, string_view name_string, string_v
   if (name == field::transfer_encoding) {
     ++transfer_encodings_;
     // Only chunked is implemented; it must come last, once (RFC 9112, 6.1).
-    std::string_view list = v;
     bool chunked_seen = false;
-    while (!list.empty()) {
-      const std::size_t comma = list.find(',');
-      std::string_view item = list.substr(0, comma);
-      while (!item.empty() && is_ows(item.front()))
-        item.remove_prefix(1);
-      while (!item.empty() && is_ows(item.back()))
-        item.remove_suffix(1);
-      if (chunked_seen) return fail(ec, error::bad_transfer_encoding);  // chunked not last
-      if (iequals(item, "chunked")) {
+    error problem{};
+    for_each_list_item(v, [&](std::string_view item) {
+      if (chunked_seen) {
+        problem = error::bad_transfer_encoding;  // chunked not last
+      } else if (iequals(item, "chunked")) {
         chunked_seen = true;
       } else if (!item.empty()) {
-        return fail(ec, error::coding_not_implemented);
+        problem = error::coding_not_implemented;
       }
-      if (comma == std::string_view::npos) break;
-      list.remove_prefix(comma + 1);
-    }
+      return problem == error{};
+    });
+    if (problem != error{}) return fail(ec, problem);
     if (transfer_encodings_ > 1) return fail(ec, error::bad_transfer_encoding);  // twice
   }
   if (name == field::expect && iequals(v, "100-continue")) req_.continue_expected_ = true;

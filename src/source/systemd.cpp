@@ -30,7 +30,8 @@ std::vector<int> listen_fds() {
   const char* count = std::getenv("LISTEN_FDS");
   if (pid != nullptr && count != nullptr && std::strtol(pid, nullptr, 10) == ::getpid()) {
     const long n = std::strtol(count, nullptr, 10);
-    for (long i = 0; i < n && i < 1024; ++i) fds.push_back(3 + static_cast<int>(i));
+    for (long i = 0; i < n && i < 1024; ++i)
+      fds.push_back(3 + static_cast<int>(i));
   }
   ::unsetenv("LISTEN_PID");
   ::unsetenv("LISTEN_FDS");
@@ -50,8 +51,8 @@ bool notify(std::string_view state) {
   const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return false;
   const auto size = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len);
-  const ssize_t sent =
-      ::sendto(fd, state.data(), state.size(), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&addr), size);
+  const ssize_t sent = ::sendto(fd, state.data(), state.size(), MSG_NOSIGNAL,
+                                reinterpret_cast<sockaddr*>(&addr), size);
   ::close(fd);
   return sent == static_cast<ssize_t>(state.size());
 }
@@ -68,7 +69,9 @@ struct fd_source::state {
 
 fd_source::fd_source(int fd) : state_(std::make_shared<state>(fd)) {}
 
-fd_source::~fd_source() { stop(); }
+fd_source::~fd_source() {
+  stop();
+}
 
 std::string fd_source::name() const {
   return state_->shown.empty() ? fmt::format("fd/{}", state_->fd) : state_->shown;
@@ -79,7 +82,8 @@ void fd_source::start(server& srv) {
   sockaddr_storage addr{};
   socklen_t len = sizeof addr;
   if (::getsockname(st.fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    throw std::system_error(errno, std::system_category(), fmt::format("fd/{}: not a socket", st.fd));
+    throw std::system_error(errno, std::system_category(),
+                            fmt::format("fd/{}: not a socket", st.fd));
   }
   int listening = 0;
   socklen_t optlen = sizeof listening;
@@ -113,7 +117,9 @@ void fd_source::start(server& srv) {
     acceptor->non_blocking(true, ec);
     st.shown = fmt::format("fd/{} (unix/{})", st.fd, acceptor->local_endpoint(ec).path());
     st.unix_listen = std::make_shared<detail::listener<stream>>();
-    st.unix_listen->prepare = [](stream::socket&) { return std::pair{std::string("unix"), std::string("fd")}; };
+    st.unix_listen->prepare = [](stream::socket&) {
+      return std::pair{std::string("unix"), std::string("fd")};
+    };
     st.unix_listen->start(srv, std::move(acceptor));
   } else {
     throw std::system_error(std::make_error_code(std::errc::address_family_not_supported),

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "echo.hpp"
 #include "lancer/log.hpp"
 #include "lancer/sched/awaitables.hpp"
 #include "lancer/source/fake.hpp"
@@ -34,18 +35,6 @@ struct connection_tester {
 
 namespace {
 
-// Answers every byte it reads with the same bytes, until the peer finishes sending.
-task<> echo(connection& c, frame&, pubframe&) {
-  for (;;) {
-    const std::size_t n = co_await c.read();
-    if (!c.buffered().empty()) {
-      c.write(c.buffered());
-      c.consume(c.buffered().size());
-    }
-    if (n == 0 && c.at_eof()) break;
-  }
-}
-
 struct fixture {
   scheduler sched{clock::manual()};
   server srv;
@@ -61,7 +50,7 @@ struct fixture {
 }  // namespace
 
 TEST_CASE("an echo handler answers through the fake source") {
-  fixture f{echo};
+  fixture f{lancer_test::echo};
   fake_client c = f.fake.connect();
   CHECK(c.exchange("hello") == "hello");
   CHECK(c.exchange("again") == "again");
@@ -74,7 +63,7 @@ TEST_CASE("an echo handler answers through the fake source") {
 }
 
 TEST_CASE("input arriving in fragments and byte by byte is all seen, in order") {
-  fixture f{echo};
+  fixture f{lancer_test::echo};
   fake_client c = f.fake.connect();
   const std::string message = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
   std::string got;
@@ -343,7 +332,7 @@ TEST_CASE("drain lets busy handlers finish, wakes idle ones, and closes the rest
 TEST_CASE("100k idle fake connections cost nothing per turn: the active few are served") {
   server_options o;
   o.timeout = 0s;
-  fixture f{echo, o};
+  fixture f{lancer_test::echo, o};
   std::vector<fake_client> idle;
   idle.reserve(100'000);
   for (int i = 0; i < 100'000; ++i)

@@ -14,6 +14,7 @@
 #include <string>
 #include <thread>
 
+#include "echo.hpp"
 #include "lancer/core/server.hpp"
 #include "lancer/log.hpp"
 #include "run_with_client.hpp"
@@ -27,17 +28,6 @@ using lancer::task;
 
 namespace {
 
-task<> echo(connection& c, frame&, pubframe&) {
-  for (;;) {
-    const std::size_t n = co_await c.read();
-    if (!c.buffered().empty()) {
-      co_await c.send(c.buffered());
-      c.consume(c.buffered().size());
-    }
-    if (n == 0 && c.at_eof()) break;
-  }
-}
-
 tcp::socket connect_to(asio::io_context& io, const char* host, std::uint16_t port) {
   tcp::socket s(io);
   s.connect(tcp::endpoint(asio::ip::make_address(host), port));
@@ -49,7 +39,7 @@ tcp::socket connect_to(asio::io_context& io, const char* host, std::uint16_t por
 TEST_CASE("bytes cross a real TCP connection both ways, 4 MiB of them intact") {
   lancer::set_log_level(lancer::log_level::warn);
   lancer::scheduler sched;
-  lancer::server srv{sched, echo};
+  lancer::server srv{sched, lancer_test::echo};
   lancer::tcp_source src{lancer::parse_address("tcp/$4:0")};
   srv.attach_source(src);
   srv.run();
@@ -80,7 +70,7 @@ TEST_CASE("bytes cross a real TCP connection both ways, 4 MiB of them intact") {
 TEST_CASE("IPv6 loopback works when the machine has it") {
   lancer::set_log_level(lancer::log_level::warn);
   lancer::scheduler sched;
-  lancer::server srv{sched, echo};
+  lancer::server srv{sched, lancer_test::echo};
   lancer::tcp_source src{lancer::parse_address("tcp/$6:0")};
   srv.attach_source(src);
   try {
@@ -102,11 +92,11 @@ TEST_CASE("IPv6 loopback works when the machine has it") {
 
 TEST_CASE("a port already in use is refused with the address in the message") {
   lancer::scheduler sched;
-  lancer::server first{sched, echo};
+  lancer::server first{sched, lancer_test::echo};
   lancer::tcp_source a{lancer::parse_address("tcp/$4:0"), lancer::tcp_options{.reuse_port = false}};
   first.attach_source(a);
   first.run();
-  lancer::server second{sched, echo};
+  lancer::server second{sched, lancer_test::echo};
   lancer::tcp_source b{lancer::parse_address("tcp/$4:" + std::to_string(a.port())),
                        lancer::tcp_options{.reuse_port = false}};
   second.attach_source(b);

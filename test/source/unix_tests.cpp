@@ -14,6 +14,7 @@
 #include <fstream>
 #include <string>
 
+#include "echo.hpp"
 #include "lancer/core/server.hpp"
 #include "lancer/log.hpp"
 #include "run_with_client.hpp"
@@ -23,15 +24,6 @@ namespace fs = std::filesystem;
 using stream = asio::local::stream_protocol;
 
 namespace {
-
-lancer::task<> echo(lancer::connection& c, lancer::frame&, lancer::pubframe&) {
-  for (;;) {
-    const std::size_t n = co_await c.read();
-    c.write(c.buffered());
-    c.consume(c.buffered().size());
-    if (n == 0 && c.at_eof()) break;
-  }
-}
 
 std::string socket_path(const char* name) {
   return (fs::temp_directory_path() /
@@ -49,7 +41,7 @@ TEST_CASE("bytes cross a Unix socket; the file gets its mode and goes away at st
   lancer::set_log_level(lancer::log_level::warn);
   const std::string path = socket_path("echo");
   lancer::scheduler sched;
-  lancer::server srv{sched, echo};
+  lancer::server srv{sched, lancer_test::echo};
   lancer::unix_source src{at(path), lancer::unix_options{.mode = 0600}};
   srv.attach_source(src);
   srv.run();
@@ -73,7 +65,7 @@ TEST_CASE("bytes cross a Unix socket; the file gets its mode and goes away at st
 TEST_CASE("a stale socket file is removed; a live one is refused; a plain file is never touched") {
   asio::io_context io;
   lancer::scheduler sched;
-  lancer::server srv{sched, echo};
+  lancer::server srv{sched, lancer_test::echo};
 
   const std::string stale = socket_path("stale");
   {
