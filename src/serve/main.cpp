@@ -15,8 +15,10 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "lancer/http/files.hpp"
@@ -44,6 +46,8 @@ constexpr const char* k_usage =
     "  --access-log FILE  one line per request, nginx's combined format, appended to FILE;\n"
     "                     - for stdout, off for none (default -); SIGHUP reopens FILE\n"
     "  --drain SECONDS    on SIGINT/SIGTERM, how long requests in flight may take (default 10)\n"
+    "  --threads N        N worker threads, each with its own scheduler and listeners on\n"
+    "                     the same ports (SO_REUSEPORT); default 1\n"
     "  --systemd          take listeners from socket activation (LISTEN_FDS) and send\n"
     "                     READY=1 / STOPPING=1 to NOTIFY_SOCKET\n"
     "  --help             print this and exit\n";
@@ -56,6 +60,7 @@ struct options {
   lancer::log_level level = lancer::log_level::info;
   int drain_seconds = 10;
   bool systemd = false;
+  int threads = 1;
 };
 
 [[noreturn]] void bad_usage(const std::string& problem) {
@@ -74,6 +79,14 @@ options parse(int argc, char** argv) {
     if (flag == "--help" || flag == "-h") {
       std::fputs(k_usage, stdout);
       std::exit(0);
+    } else if (flag == "--threads") {
+      const std::string v = value();
+      char* end = nullptr;
+      const long n = std::strtol(v.c_str(), &end, 10);
+      if (end == v.c_str() || *end != '\0' || n < 1 || n > 256) {
+        bad_usage("--threads takes a whole number from 1 to 256, not '" + v + "'");
+      }
+      o.threads = static_cast<int>(n);
     } else if (flag == "--systemd") {
       o.systemd = true;
     } else if (flag == "--listen") {
@@ -119,14 +132,16 @@ class access_log {
   bool ok() const noexcept { return !enabled() || out_ != nullptr; }
   const std::string& where() const noexcept { return where_; }
 
+  // Both may be called from any worker thread.
   void reopen() {
+    std::lock_guard lock(mutex_);
     close();
     open();
   }
-  void write(const std::string& line) {
-    if (out_ == nullptr) return;
-    std::fwrite(line.data(), 1, line.size(), out_);
-    std::fputc('\n', out_);
+  void write(std::string line) {
+    line += '\n';
+    std::lock_guard lock(mutex_);
+    if (out_ != nullptr) std::fwrite(line.data(), 1, line.size(), out_);
   }
 
  private:
@@ -141,6 +156,7 @@ class access_log {
   }
 
   std::string where_;
+  std::mutex mutex_;  // guards out_ across worker threads
   std::FILE* out_ = nullptr;
 };
 
@@ -152,6 +168,34 @@ lancer::task<> stop_when_drained(lancer::server& srv, lancer::clock::time_point 
   }
   sched.stop();
 }
+
+// Waits for the drain request (a value_ready signal, possibly from another OS thread), then
+// drains this worker's server and stops its scheduler once it is empty.
+lancer::task<> drain_on_request(lancer::server& srv, int drain_seconds) {
+  co_await lancer::wait_signal(lancer::mask_of(lancer::signal_kind::value_ready));
+  const auto deadline = lancer::scheduler::current()->now() + std::chrono::seconds(drain_seconds);
+  srv.drain(deadline);
+  co_await stop_when_drained(srv, deadline);
+}
+
+// One thread's share of the server.
+struct worker {
+  explicit worker(lancer::server::handler h) : srv(sched, std::move(h)) {}
+
+  void start(int drain_seconds) {
+    srv.run();
+    control = sched.spawn(drain_on_request(srv, drain_seconds));
+  }
+  // Thread-safe: the drain itself runs on the worker's own thread.
+  void request_drain() {
+    sched.push(lancer::signal{control, lancer::signal_kind::value_ready, 0, 0, {}});
+  }
+  lancer::scheduler sched;
+  lancer::server srv;
+  std::vector<std::unique_ptr<lancer::source>> sources;
+  lancer::thread_id control;
+  std::thread os_thread;
+};
 
 }  // namespace
 
@@ -186,52 +230,65 @@ int main(int argc, char** argv) {
     };
   }
 
-  // The server: one scheduler, a handler for the routes, a source per --listen.
-  lancer::scheduler sched;
-  lancer::server srv{
-      sched, http::serve(
-                 [&root](lancer::connection& c, http::request& req, lancer::frame&,
-                         lancer::pubframe&) -> lancer::task<> {
-                   const std::string_view path = path_of(req.target());
-                   if (path == "/plaintext") {
-                     co_await http::respond_on(c, req, 200, "text/plain", "Hello, World!");
-                   } else if (path == "/echo") {
-                     const auto body = co_await http::read_body(c, req);
-                     if (body)
-                       co_await http::respond_on(c, req, 200, "application/octet-stream", *body);
-                   } else if (!root.empty()) {
-                     co_await http::respond_file(c, req, root);
-                   } else {
-                     co_await http::respond_on(c, req, 404, "text/plain", "Not Found\n");
-                   }
-                 },
-                 {}, log_request)};
-  std::vector<std::unique_ptr<lancer::source>> sources;
-  for (const lancer::address& a : addresses) {
-    if (a.connector == lancer::address::kind::tcp) {
-      sources.push_back(std::make_unique<lancer::tcp_source>(a));
+  // The routes, shared by every worker (they hold no state of their own).
+  http::request_handler routes = [&root](lancer::connection& c, http::request& req, lancer::frame&,
+                                         lancer::pubframe&) -> lancer::task<> {
+    const std::string_view path = path_of(req.target());
+    if (path == "/plaintext") {
+      co_await http::respond_on(c, req, 200, "text/plain", "Hello, World!");
+    } else if (path == "/echo") {
+      const auto body = co_await http::read_body(c, req);
+      if (body) co_await http::respond_on(c, req, 200, "application/octet-stream", *body);
+    } else if (!root.empty()) {
+      co_await http::respond_file(c, req, root);
     } else {
-      sources.push_back(std::make_unique<lancer::unix_source>(a));
+      co_await http::respond_on(c, req, 404, "text/plain", "Not Found\n");
     }
-    srv.attach_source(*sources.back());
-  }
-  for (const int fd : activated) {
-    sources.push_back(std::make_unique<lancer::fd_source>(fd));
-    srv.attach_source(*sources.back());
-  }
-  try {
-    srv.run();
-  } catch (const std::system_error& e) {
-    lancer::log(lancer::log_level::error, "server", "{}", e.what());
-    return 1;
+  };
+
+  // One worker per thread: its own scheduler, server and listeners (SO_REUSEPORT), sharing
+  // nothing on the request path. Worker 0 also holds the Unix and socket-activated listeners,
+  // and resolves port 0, so that every worker binds the same port.
+  std::vector<std::unique_ptr<worker>> workers;
+  for (int i = 0; i < o.threads; ++i) {
+    auto w = std::make_unique<worker>(http::serve(routes, {}, log_request));
+    for (std::size_t k = 0; k < addresses.size(); ++k) {
+      lancer::address a = addresses[k];
+      if (a.connector == lancer::address::kind::tcp) {
+        if (i > 0 && a.port == 0) {
+          // Worker 0 made one source per address, in order: take the port it was given.
+          a.port = static_cast<const lancer::tcp_source&>(*workers[0]->sources[k]).port();
+        }
+        w->sources.push_back(std::make_unique<lancer::tcp_source>(a));
+      } else if (i == 0) {
+        w->sources.push_back(std::make_unique<lancer::unix_source>(a));
+      } else {
+        continue;
+      }
+      w->srv.attach_source(*w->sources.back());
+    }
+    if (i == 0) {
+      for (const int fd : activated) {
+        w->sources.push_back(std::make_unique<lancer::fd_source>(fd));
+        w->srv.attach_source(*w->sources.back());
+      }
+    }
+    try {
+      w->start(o.drain_seconds);
+    } catch (const std::system_error& e) {
+      lancer::log(lancer::log_level::error, "server", "{}", e.what());
+      return 1;
+    }
+    workers.push_back(std::move(w));
   }
   if (!o.pid_file.empty()) {
     std::ofstream(o.pid_file) << ::getpid() << "\n";
   }
   if (o.systemd) lancer::systemd::notify("READY=1");
 
-  // Signals arrive through the reactor, inside the scheduler's turns.
-  boost::asio::signal_set signals(sched.reactor(), SIGINT, SIGTERM, SIGHUP);
+  // Signals arrive through worker 0's reactor; every worker is told to drain.
+  worker& first = *workers[0];
+  boost::asio::signal_set signals(first.sched.reactor(), SIGINT, SIGTERM, SIGHUP);
   std::function<void(const boost::system::error_code&, int)> on_signal =
       [&](const boost::system::error_code& ec, int sig) {
         if (ec) return;
@@ -242,16 +299,20 @@ int main(int argc, char** argv) {
           signals.async_wait(on_signal);
           return;
         }
-        lancer::log(lancer::log_level::info, "server", "{}: draining for up to {} s",
-                    sig == SIGINT ? "SIGINT" : "SIGTERM", o.drain_seconds);
-        const auto deadline = sched.now() + std::chrono::seconds(o.drain_seconds);
+        lancer::log(lancer::log_level::info, "server", "{}: draining {} thread(s) for up to {} s",
+                    sig == SIGINT ? "SIGINT" : "SIGTERM", workers.size(), o.drain_seconds);
         if (o.systemd) lancer::systemd::notify("STOPPING=1");
-        srv.drain(deadline);
-        sched.spawn(stop_when_drained(srv, deadline));
+        for (auto& w : workers)
+          w->request_drain();
       };
   signals.async_wait(on_signal);
 
-  sched.run_forever();
+  for (std::size_t i = 1; i < workers.size(); ++i) {
+    workers[i]->os_thread = std::thread([w = workers[i].get()] { w->sched.run_forever(); });
+  }
+  first.sched.run_forever();
+  for (std::size_t i = 1; i < workers.size(); ++i)
+    workers[i]->os_thread.join();
   if (!o.pid_file.empty()) fs::remove(o.pid_file);
   lancer::log(lancer::log_level::info, "server", "exiting");
   return 0;

@@ -246,6 +246,44 @@ class FlagTests(unittest.TestCase):
             self.assertEqual(s.stop(), 0)
 
 
+class ThreadTests(unittest.TestCase):
+    def listeners_on(self, port):
+        count = 0
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            try:
+                with open(table) as f:
+                    for line in f.readlines()[1:]:
+                        local, state = line.split()[1], line.split()[3]
+                        count += state == "0A" and int(local.split(":")[1], 16) == port
+            except FileNotFoundError:
+                pass
+        return count
+
+    def test_threads_each_listen_serve_and_all_drain(self):
+        s = Server("--threads", "3", listen="tcp/$4:0")
+        try:
+            # Port 0: worker 0 picks one, the others bind the same one.
+            port = None
+            deadline = time.time() + 5
+            while port is None and time.time() < deadline:
+                for line in open("/proc/net/tcp").readlines()[1:]:
+                    f = line.split()
+                    if f[3] == "0A" and f[1].startswith("0100007F:") and self.listeners_on(
+                            int(f[1].split(":")[1], 16)) == 3:
+                        port = int(f[1].split(":")[1], 16)
+                time.sleep(0.05)
+            self.assertIsNotNone(port, "three listeners on one port")
+            conns = []
+            for _ in range(12):
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                self.addCleanup(c.close)
+                c.request("GET", "/plaintext")
+                self.assertEqual(c.getresponse().read(), b"Hello, World!")
+                conns.append(c)
+        finally:
+            self.assertEqual(s.stop(), 0)  # SIGTERM drains every thread; exit 0
+
+
 class FileLimitTests(unittest.TestCase):
     def test_more_clients_than_file_descriptors(self):
         limit = 48
