@@ -507,3 +507,24 @@ TEST_CASE("access_line writes nginx's combined format, escaping what the client 
   CHECK(line.rfind("fake/1 - - [", 0) == 0);
   CHECK(line.find("] \"GET /x?y HTTP/1.1\" 200 5 \"http://r/\" \"a\\x22b\"") != std::string::npos);
 }
+
+TEST_CASE("regression: a chunked body whose first chunk is the last, sent byte by byte") {
+  // Found by the fuzzer: Beast 1.81 asserted in parse_chunk_header on "0\r\n" followed by a
+  // trailer arriving one byte at a time (builds with asserts aborted).
+  fixture f;
+  fake_client c = f.fake.connect();
+  const std::string request =
+      "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nT: v\r\n\r\n";
+  std::string reply;
+  for (const char ch : request)
+    reply += c.exchange(std::string(1, ch));
+  CHECK(status_of(reply) == 200);
+  CHECK(body_of(reply).empty());
+  const std::string again =
+      "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "3\r\nabc\r\n0\r\n\r\n";
+  reply.clear();
+  for (const char ch : again)
+    reply += c.exchange(std::string(1, ch));
+  CHECK(body_of(reply) == "abc");
+}
