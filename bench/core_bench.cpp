@@ -9,7 +9,6 @@
 //   bytes per idle connection    heap in use per connection parked in read() (descriptor,
 //                                connection, handler and wrapper frames, thread slot, deadline),
 //                                the fake client's own side measured apart and left out
-#include <malloc.h>
 
 #include <algorithm>
 #include <chrono>
@@ -21,7 +20,6 @@
 #include "bench_util.hpp"
 #include "lancer/core/server.hpp"
 #include "lancer/log.hpp"
-#include "lancer/sched/detail/frame_pool.hpp"
 #include "lancer/source/fake.hpp"
 
 using namespace std::chrono_literals;
@@ -29,6 +27,7 @@ using clk = std::chrono::steady_clock;
 using lancer::connection;
 using lancer::fake_client;
 using lancer_bench::figure;
+using lancer_bench::heap_in_use;
 using lancer_bench::measure;
 
 namespace {
@@ -84,11 +83,6 @@ double batch_rate(int clients, int idle, long rounds) {
   if (ok != rounds * clients)
     std::fprintf(stderr, "core_bench: %ld replies missing\n", rounds * clients - ok);
   return per_second(elapsed, rounds * clients);
-}
-
-std::size_t heap_in_use() {
-  lancer::detail::frame_pool::trim();
-  return mallinfo2().uordblks;
 }
 
 }  // namespace

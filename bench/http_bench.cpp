@@ -6,8 +6,9 @@
 //   keep-alive, 1 client     one request at a time on one connection
 //   keep-alive, 64 clients   64 connections, one request each per scheduler pass
 //   pipelined, depth 16      64 connections, 16 requests each sent at once
-// and heap allocations per keep-alive request, counted only while the server runs (the
-// client's side of the fake connection is not the server's cost). Goal: 0.
+// heap allocations per keep-alive request, counted only while the server runs (the client's
+// side of the fake connection is not the server's cost; goal 0), and the heap in use per idle
+// keep-alive connection that has answered one request (server side; goal < 1024 bytes).
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -24,6 +25,7 @@ using clk = std::chrono::steady_clock;
 using lancer::connection;
 using lancer::fake_client;
 using lancer_bench::figure;
+using lancer_bench::heap_in_use;
 using lancer_bench::measure;
 namespace http = lancer::http;
 
@@ -91,6 +93,30 @@ double rate(int clients, int depth, long rounds) {
   return static_cast<double>(expected) / std::chrono::duration<double>(elapsed).count();
 }
 
+// Heap bytes per idle keep-alive connection, server side: 10k connections answer one request
+// each and wait for the next. The fake client's half is measured apart and left out.
+std::size_t idle_bytes() {
+  constexpr int k_conns = 10'000;
+  bed b(1);
+  b.round(1, "");  // first-use growth out of the way
+  const std::size_t before = heap_in_use();
+  for (int i = 0; i < k_conns; ++i)
+    b.clients.push_back(b.fake.connect());
+  b.round(1, "");
+  const std::size_t total = heap_in_use() - before;
+  b.fake.stop();  // refused: only the client halves are made, and write, and read
+  std::vector<fake_client> refused;
+  refused.reserve(k_conns);
+  const std::size_t before_refused = heap_in_use();
+  for (int i = 0; i < k_conns; ++i) {
+    refused.push_back(b.fake.connect());
+    refused.back().write(k_request);
+    (void)refused.back().read();
+  }
+  const std::size_t client_side = (heap_in_use() - before_refused) / k_conns;
+  return total / k_conns - client_side;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -116,6 +142,8 @@ int main(int argc, char** argv) {
     b.round(1, "");
   const long requests = rounds * 64;
 
+  const std::size_t idle = idle_bytes();
+
   std::printf("lancer httputil benchmark, fake source (%s, %d runs each; median / best)\n",
               quick ? "quick" : "full", runs);
   std::printf("  keep-alive, 1 client      %10.0f / %10.0f requests/s\n", one.median, one.best);
@@ -124,5 +152,6 @@ int main(int argc, char** argv) {
   std::printf("  heap allocations per keep-alive request: %ld in %ld = %.4f   goal 0\n",
               b.server_news, requests,
               static_cast<double>(b.server_news) / static_cast<double>(requests));
+  std::printf("  heap bytes per idle keep-alive connection: %zu   goal < 1024\n", idle);
   return 0;
 }

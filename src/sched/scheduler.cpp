@@ -271,7 +271,10 @@ bool scheduler::wait_idle(run_mode mode) {
       }
       return true;
     }
-    if (!r.wake_armed || r.wake_at != next) {
+    // Re-arm only for an earlier deadline. A later one (a keep-alive deadline pushed on by
+    // each request) lets the armed timer fire early, find nothing due, and arm again then:
+    // one wake per timeout period instead of a timer syscall per request.
+    if (!r.wake_armed || next < r.wake_at) {
       r.wake_at = next;
       r.wake_armed = true;
       r.wake.expires_at(next);

@@ -1,8 +1,10 @@
 // The transport for stream sockets (TCP and Unix), shared by their sources. Private to src/.
 //
 // Reading is readiness-based: a non-blocking read, and async_wait on would_block, so a
-// connection waiting for input holds no buffer, only its socket. Handlers share the socket
-// state through a shared_ptr and find it closed rather than freed.
+// connection waiting for input holds no buffer, only its socket. A read that came back short
+// means the kernel buffer was empty, so the next read starts with the wait (edge-triggered
+// readiness is re-checked when the wait is armed: nothing that arrived meanwhile is missed).
+// Handlers share the socket state through a shared_ptr and find it closed rather than freed.
 #pragma once
 
 #include <boost/asio/socket_base.hpp>
@@ -36,6 +38,9 @@ struct socket_state {
   Socket socket;
   connection* conn = nullptr;  // while open
   bool closed = false;
+  // The last read returned less than it asked for: the kernel had nothing more then. The
+  // next read waits for readiness first instead of trying a read bound to fail.
+  bool drained = false;
   std::string peer, local;
 };
 
@@ -49,6 +54,7 @@ void wait_then_read(const std::shared_ptr<socket_state<Socket>>& s, std::size_t 
   s->socket.async_wait(Socket::wait_read, [s, limit](const boost::system::error_code& ec) {
     if (s->closed || s->conn == nullptr) return;
     if (ec) return s->conn->on_read(to_std(ec));
+    s->drained = false;
     read_now(s, limit);
   });
 }
@@ -63,7 +69,10 @@ void read_now(const std::shared_ptr<socket_state<Socket>>& s, std::size_t limit)
     wait_then_read(s, limit);
     return;
   }
-  if (!ec) c.inbound().commit(n);
+  if (!ec) {
+    c.inbound().commit(n);
+    s->drained = n < room.size();
+  }
   c.on_read(to_std(ec));
 }
 
@@ -93,7 +102,11 @@ class stream_transport final : public transport {
 
   void start_read(connection& c, std::size_t limit) override {
     s_->conn = &c;
-    read_now(s_, limit);
+    if (s_->drained) {
+      wait_then_read(s_, limit);
+    } else {
+      read_now(s_, limit);
+    }
   }
   void start_write(connection& c) override {
     s_->conn = &c;
