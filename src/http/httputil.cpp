@@ -110,6 +110,35 @@ struct io {
     c.close();
   }
 
+  // The common case of finish_previous, without a coroutine: the previous request (if any)
+  // was read whole and may be followed by another. Drops it and returns true if the
+  // connection is now idle: nothing buffered and not draining. Otherwise leaves everything
+  // to wait(), which handles the rest.
+  static bool idle_between(connection& c, request& req) {
+    if (req.conn_ == &c && req.header_size_ != 0) {
+      if (!req.keep_alive_ || c.closed() || (req.has_body() && !req.body_done_)) return false;
+      c.consume(req.header_size_ + req.body_in_buffer_);
+    }
+    req.reset();
+    req.conn_ = &c;
+    return c.buffered().empty() && !c.draining();
+  }
+
+  // After the handler: a request it did not answer gets a 500, and a failed one closes.
+  static task<> after_handler(connection& c, request& req, bool failed) {
+    if (!req.answered() && !c.closed()) {
+      if (!failed) {
+        log(log_level::error, conn_name(c), "handler returned without answering {} {}",
+            req.method(), req.target());
+      }
+      response r;
+      r.status = 500;
+      r.body = "Internal Server Error\n";
+      r.close = true;
+      co_await respond(c, req, r);
+    }
+  }
+
   // Drops what the previous request left in the buffer. Returns false if the connection
   // cannot carry another request.
   static task<bool> finish_previous(connection& c, request& req, const limits& lim) {
@@ -444,7 +473,19 @@ namespace {
 task<> serve_connection(const request_handler& h, const limits& lim, const access_hook& log_to,
                         connection& c, frame& f, pubframe& p) {
   request req;
-  while (co_await wait_for_headers(c, req, lim)) {  // the body when the handler asks
+  for (;;) {
+    // Between requests the wait is here, in this frame: an idle keep-alive connection holds
+    // no frame of wait_for_headers' (it costs memory per connection, see README).
+    if (io::idle_between(c, req)) {
+      c.set_timeout(lim.idle_timeout);
+      const std::optional<std::size_t> n = co_await read_unless_expired(c);
+      if (!n) {
+        log(log_level::debug, conn_name(c), "idle keep-alive connection timed out");
+        c.close();
+        co_return;
+      }
+    }
+    if (!co_await wait_for_headers(c, req, lim)) co_return;  // the body when the handler asks
     bool failed = false;
     try {
       co_await h(c, req, f, p);
@@ -455,17 +496,7 @@ task<> serve_connection(const request_handler& h, const limits& lim, const acces
           e.what());
       failed = true;
     }
-    if (!req.answered() && !c.closed()) {
-      if (!failed) {
-        log(log_level::error, conn_name(c), "handler returned without answering {} {}",
-            req.method(), req.target());
-      }
-      response r;
-      r.status = 500;
-      r.body = "Internal Server Error\n";
-      r.close = true;
-      co_await respond(c, req, r);
-    }
+    co_await io::after_handler(c, req, failed);
     if (log_to) log_to(c, req);
     if (failed) {
       c.close();

@@ -13,14 +13,15 @@
 using lancer::detail::frame_pool;
 
 TEST_CASE("a freed frame is reused for the next frame of its size class") {
-  void* a = frame_pool::allocate(200);
-  frame_pool::deallocate(a, 200);
+  constexpr std::size_t g = frame_pool::k_granule;
+  void* a = frame_pool::allocate(12 * g + 1);
+  frame_pool::deallocate(a, 12 * g + 1);
   const auto before = frame_pool::stats();
-  void* b = frame_pool::allocate(230);  // same (192, 256] class
+  void* b = frame_pool::allocate(13 * g);  // same (12g, 13g] class
   CHECK(b == a);
   CHECK(frame_pool::stats().pool_hits == before.pool_hits + 1);
   CHECK(frame_pool::stats().system_allocations == before.system_allocations);
-  frame_pool::deallocate(b, 230);
+  frame_pool::deallocate(b, 13 * g);
 }
 
 TEST_CASE("frames over the pooled size go straight to the system") {

@@ -1,10 +1,10 @@
 // Per-OS-thread recycling pool for coroutine frames (used by the promise's operator new).
 //
-// Frames are rounded up to a 64-byte size class and, when freed, kept on that class's free
-// list for the next frame of the same class. Steady-state spawn-and-finish therefore calls no
-// malloc. Frames over 4 KiB go straight to operator new. Each class keeps at most
-// `k_max_cached_bytes` so a burst of 100k connections does not pin its memory forever; the rest
-// goes back to the system. Freeing a frame on another OS thread is allowed: the block simply
+// Frames are rounded up to a 16-byte size class (malloc's own granule) and, when freed, kept on
+// that class's free list for the next frame of the same class. Steady-state spawn-and-finish
+// therefore calls no malloc. Frames over 4 KiB go straight to operator new. Each class keeps at
+// most `k_max_cached_bytes` so a burst of 100k connections does not pin its memory forever; the
+// rest goes back to the system. Freeing a frame on another OS thread is allowed: the block simply
 // joins that thread's pool. Under AddressSanitizer a cached block is poisoned, so a use after
 // free is still reported.
 #pragma once
@@ -23,7 +23,7 @@ struct frame_pool_stats {
 
 class frame_pool {
  public:
-  static constexpr std::size_t k_granule = 64;
+  static constexpr std::size_t k_granule = 16;
   static constexpr std::size_t k_max_pooled = 4096;
   static constexpr std::size_t k_classes = k_max_pooled / k_granule;
   static constexpr std::size_t k_max_cached_bytes = std::size_t{8} << 20;  // per class
