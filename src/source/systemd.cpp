@@ -94,7 +94,7 @@ void fd_source::start(server& srv) {
   asio::io_context& io = srv.sched().reactor();
   boost::system::error_code ec;
   if (addr.ss_family == AF_INET || addr.ss_family == AF_INET6) {
-    auto acceptor = std::make_unique<tcp::acceptor>(io);
+    auto acceptor = std::make_unique<detail::acceptor_on<tcp>>(io);
     acceptor->assign(addr.ss_family == AF_INET ? tcp::v4() : tcp::v6(), st.fd, ec);
     if (ec) throw std::system_error(ec, fmt::format("fd/{}", st.fd));
     acceptor->non_blocking(true, ec);
@@ -102,7 +102,7 @@ void fd_source::start(server& srv) {
     st.shown = fmt::format("fd/{} (tcp/{}{}{}:{})", st.fd, at.address().is_v6() ? "[" : "",
                            at.address().to_string(), at.address().is_v6() ? "]" : "", at.port());
     st.tcp_listen = std::make_shared<detail::listener<tcp>>();
-    st.tcp_listen->prepare = [](tcp::socket& s) {
+    st.tcp_listen->prepare = [](detail::socket_on<tcp>& s) {
       boost::system::error_code oec;
       s.set_option(tcp::no_delay(true), oec);
       const auto peer = s.remote_endpoint(oec);
@@ -111,13 +111,13 @@ void fd_source::start(server& srv) {
     };
     st.tcp_listen->start(srv, std::move(acceptor));
   } else if (addr.ss_family == AF_UNIX) {
-    auto acceptor = std::make_unique<stream::acceptor>(io);
+    auto acceptor = std::make_unique<detail::acceptor_on<stream>>(io);
     acceptor->assign(stream(), st.fd, ec);
     if (ec) throw std::system_error(ec, fmt::format("fd/{}", st.fd));
     acceptor->non_blocking(true, ec);
     st.shown = fmt::format("fd/{} (unix/{})", st.fd, acceptor->local_endpoint(ec).path());
     st.unix_listen = std::make_shared<detail::listener<stream>>();
-    st.unix_listen->prepare = [](stream::socket&) {
+    st.unix_listen->prepare = [](detail::socket_on<stream>&) {
       return std::pair{std::string("unix"), std::string("fd")};
     };
     st.unix_listen->start(srv, std::move(acceptor));

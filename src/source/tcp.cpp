@@ -63,7 +63,7 @@ void tcp_source::start(server& srv) {
   const auto ip = asio::ip::make_address(host, ec);
   if (ec) throw std::system_error(ec, "tcp source " + st.where.to_string());
   const tcp::endpoint at{ip, st.where.port};
-  auto acceptor = std::make_unique<tcp::acceptor>(srv.sched().reactor());
+  auto acceptor = std::make_unique<detail::acceptor_on<tcp>>(srv.sched().reactor());
   auto fail = [&](const char* step) {
     if (ec) throw std::system_error(ec, fmt::format("{}: cannot {}", st.where.to_string(), step));
   };
@@ -82,7 +82,7 @@ void tcp_source::start(server& srv) {
   acceptor->non_blocking(true, ec);
   st.port = acceptor->local_endpoint().port();
   st.listen->accept_pause = st.options.accept_pause;
-  st.listen->prepare = [no_delay = st.options.no_delay](tcp::socket& s) {
+  st.listen->prepare = [no_delay = st.options.no_delay](detail::socket_on<tcp>& s) {
     boost::system::error_code oec;
     if (no_delay) s.set_option(tcp::no_delay(true), oec);
     return std::pair{endpoint_text(s.remote_endpoint(oec)), endpoint_text(s.local_endpoint(oec))};

@@ -66,7 +66,7 @@ void unix_source::start(server& srv) {
   asio::io_context& io = srv.sched().reactor();
   const std::string& path = st.where.path;
   clear_path(path, io);
-  auto acceptor = std::make_unique<stream::acceptor>(io);
+  auto acceptor = std::make_unique<detail::acceptor_on<stream>>(io);
   boost::system::error_code ec;
   auto fail = [&](const char* step) {
     if (ec) throw std::system_error(ec, fmt::format("unix/{}: cannot {}", path, step));
@@ -83,7 +83,9 @@ void unix_source::start(server& srv) {
   acceptor->listen(st.options.backlog, ec);
   fail("listen");
   acceptor->non_blocking(true, ec);
-  st.listen->prepare = [path](stream::socket&) { return std::pair{std::string("unix"), path}; };
+  st.listen->prepare = [path](detail::socket_on<stream>&) {
+    return std::pair{std::string("unix"), path};
+  };
   st.listen->start(srv, std::move(acceptor));
 }
 
