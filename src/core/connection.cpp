@@ -11,10 +11,10 @@ connection::connection(server& srv, detail::descriptor& desc, std::uint64_t id,
                        transport* t) noexcept
     : server_(srv), desc_(desc), transport_(t), id_(id) {}
 
-std::string connection::peer_address() const {
+std::string_view connection::peer_address() const {
   return transport_->peer_address();
 }
-std::string connection::local_address() const {
+std::string_view connection::local_address() const {
   return transport_->local_address();
 }
 

@@ -513,36 +513,57 @@ server::handler serve(request_handler h, limits lim, access_hook log_to) {
   };
 }
 
-std::string access_line(const connection& c, const request& req) {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  localtime_r(&now, &tm);
-  char when[40];
-  std::strftime(when, sizeof when, "%d/%b/%Y:%H:%M:%S %z", &tm);
-  std::string peer = c.peer_address();
+namespace {
+
+// Appends `v` with a '"', a backslash or a control character written as \xHH: client text
+// cannot break the line's quoting.
+void append_clean(std::string& out, std::string_view v) {
+  for (const char ch : v) {
+    const auto b = static_cast<unsigned char>(ch);
+    if (b < 0x20 || b == '"' || b == '\\' || b >= 0x7f) {
+      fmt::format_to(std::back_inserter(out), "\\x{:02X}", b);
+    } else {
+      out += ch;
+    }
+  }
+}
+
+}  // namespace
+
+void append_access_line(std::string& out, const connection& c, const request& req) {
+  // The local time as nginx writes it, formatted once a second per thread.
+  thread_local std::time_t shown = -1;
+  thread_local char when[40];
+  if (const std::time_t now = std::time(nullptr); now != shown) {
+    std::tm tm{};
+    localtime_r(&now, &tm);
+    std::strftime(when, sizeof when, "%d/%b/%Y:%H:%M:%S %z", &tm);
+    shown = now;
+  }
+  std::string_view peer = c.peer_address();
   if (const std::size_t colon = peer.rfind(':'); colon != std::string::npos && peer != "unix") {
-    peer.resize(colon);  // the address without its port, as nginx writes $remote_addr
+    peer = peer.substr(0, colon);  // the address without its port, as nginx writes $remote_addr
     if (peer.size() > 2 && peer.front() == '[') peer = peer.substr(1, peer.size() - 2);
   }
   const std::string_view referer = req.headers().get("Referer");
   const std::string_view agent = req.headers().get("User-Agent");
-  // Quote-safe: a '"' or a control character in client text is written as \xHH.
-  auto clean = [](std::string_view v) {
-    std::string out;
-    for (const char ch : v) {
-      const auto b = static_cast<unsigned char>(ch);
-      if (b < 0x20 || b == '"' || b == '\\' || b >= 0x7f) {
-        out += fmt::format("\\x{:02X}", b);
-      } else {
-        out += ch;
-      }
-    }
-    return out;
-  };
-  return fmt::format("{} - - [{}] \"{} {} HTTP/{}.{}\" {} {} \"{}\" \"{}\"", peer, when,
-                     clean(req.method()), clean(req.target()), req.version() / 10,
-                     req.version() % 10, req.response_status(), req.bytes_sent(),
-                     referer.empty() ? "-" : clean(referer), agent.empty() ? "-" : clean(agent));
+  auto to = std::back_inserter(out);
+  fmt::format_to(to, "{} - - [{}] \"", peer, when);
+  append_clean(out, req.method());
+  out += ' ';
+  append_clean(out, req.target());
+  fmt::format_to(to, " HTTP/{}.{}\" {} {} \"", req.version() / 10, req.version() % 10,
+                 req.response_status(), req.bytes_sent());
+  append_clean(out, referer.empty() ? "-" : referer);
+  out += "\" \"";
+  append_clean(out, agent.empty() ? "-" : agent);
+  out += '"';
+}
+
+std::string access_line(const connection& c, const request& req) {
+  std::string out;
+  append_access_line(out, c, req);
+  return out;
 }
 
 }  // namespace lancer::http

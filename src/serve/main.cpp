@@ -138,8 +138,7 @@ class access_log {
     close();
     open();
   }
-  void write(std::string line) {
-    line += '\n';
+  void write(std::string_view line) {
     std::lock_guard lock(mutex_);
     if (out_ != nullptr) std::fwrite(line.data(), 1, line.size(), out_);
   }
@@ -226,7 +225,11 @@ int main(int argc, char** argv) {
   http::access_hook log_request;
   if (requests.enabled()) {
     log_request = [&requests](const lancer::connection& c, const http::request& req) {
-      requests.write(http::access_line(c, req));
+      thread_local std::string line;  // per worker; its capacity stays: no malloc per request
+      line.clear();
+      http::append_access_line(line, c, req);
+      line += '\n';
+      requests.write(line);
     };
   }
 

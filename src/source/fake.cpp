@@ -115,8 +115,8 @@ class fake_transport final : public transport {
     link_->conn = nullptr;
     link_->read_pending = link_->write_pending = false;
   }
-  std::string peer_address() const override { return link_->peer; }
-  std::string local_address() const override { return "fake"; }
+  std::string_view peer_address() const override { return link_->peer; }
+  std::string_view local_address() const override { return "fake"; }
 
  private:
   std::shared_ptr<fake_link> link_;

@@ -22,7 +22,7 @@ task<> count_then_answer(connection& c, frame&, pubframe&) {
     const std::size_t n = co_await c.read();
     if (n == 0 && c.at_eof()) break;
   }
-  c.write(std::to_string(c.buffered().size()) + " from " + c.peer_address());
+  c.write(std::to_string(c.buffered().size()) + " from " + std::string(c.peer_address()));
 }
 
 struct fixture {

@@ -50,8 +50,9 @@ class connection {
 
   // A number unique within the process; log lines name the connection "conn/<id>".
   std::uint64_t id() const noexcept { return id_; }
-  std::string peer_address() const;
-  std::string local_address() const;
+  // The transport's names for the two ends; valid as long as the connection.
+  std::string_view peer_address() const;
+  std::string_view local_address() const;
 
   // --- input ---------------------------------------------------------------------------
 

@@ -35,9 +35,9 @@ class transport {
   // Closes both directions at once. Idempotent.
   virtual void close() noexcept = 0;
 
-  // "address:port", a socket path, or "fake/N".
-  virtual std::string peer_address() const = 0;
-  virtual std::string local_address() const = 0;
+  // "address:port", a socket path, or "fake/N"; valid as long as the transport.
+  virtual std::string_view peer_address() const = 0;
+  virtual std::string_view local_address() const = 0;
 };
 
 // The error a transport gives for "the peer finished sending".

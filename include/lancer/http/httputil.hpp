@@ -110,5 +110,7 @@ server::handler serve(request_handler h, limits lim = {}, access_hook log_to = {
 // `127.0.0.1 - - [22/Nov/2026:01:40:00 +0000] "GET / HTTP/1.1" 200 13 "-" "curl/7.88.1"`.
 // Quotes and control characters from the client are escaped as \xHH.
 std::string access_line(const connection& c, const request& req);
+// The same line appended to `out`, which a caller can reuse: no allocation once it has grown.
+void append_access_line(std::string& out, const connection& c, const request& req);
 
 }  // namespace lancer::http
