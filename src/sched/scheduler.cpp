@@ -50,7 +50,7 @@ bool scheduler::checks_enabled() noexcept {
 
 // --- threads --------------------------------------------------------------------------------
 
-thread_id scheduler::spawn(task<> t) {
+thread_id scheduler::spawn(task<> t, thread_owner* owner) {
   if (!t.valid() || t.done()) throw std::logic_error("lancer::scheduler::spawn: empty task");
   std::uint32_t index;
   if (free_head_ != 0) {
@@ -66,6 +66,7 @@ thread_id scheduler::spawn(task<> t) {
   thread_slot& fresh = slot(index);
   fresh.root = t.release();
   fresh.resume_at = fresh.root;
+  fresh.owner = owner;
   fresh.accepts = mask_of(signal_kind::resume);
   fresh.wait = 0;
   fresh.cancelled = false;
@@ -100,6 +101,7 @@ void scheduler::discard(thread_id t) noexcept {
 void scheduler::reap(std::uint32_t index) {
   thread_slot& dead = slot(index);
   const root_handle root = std::exchange(dead.root, nullptr);
+  thread_owner* const owner = std::exchange(dead.owner, nullptr);
   const thread_id id{index, dead.generation};
   // Free the slot before destroying the frame: destructors in it may spawn or push.
   dead.resume_at = nullptr;
@@ -110,30 +112,38 @@ void scheduler::reap(std::uint32_t index) {
   --live_;
   ++stats_.finished;
 
-  if (root.done()) {
-    if (const std::exception_ptr& error = root.promise().exception()) {
+  const bool finished = root.done();
+  std::exception_ptr error = finished ? root.promise().exception() : nullptr;
+  root.destroy();
+  if (owner != nullptr) {
+    owner->thread_ended(id, finished, std::move(error));
+  } else if (error) {
+    report_error(id, error);
+  }
+}
+
+void scheduler::report_error(thread_id id, const std::exception_ptr& error) noexcept {
+  try {
+    std::rethrow_exception(error);
+  } catch (const cancelled& e) {
+    log(log_level::debug, "sched", "thread/{} unwound: {}", id.index, e.what());
+  } catch (...) {
+    if (on_error_) {
       try {
-        std::rethrow_exception(error);
-      } catch (const cancelled& e) {
-        log(log_level::debug, "sched", "thread/{} unwound: {}", id.index, e.what());
+        on_error_(id, error);
       } catch (...) {
-        if (on_error_) {
-          on_error_(id, error);
-        } else {
-          try {
-            throw;
-          } catch (const std::exception& e) {
-            log(log_level::error, "sched", "thread/{} ended with an exception: {}", id.index,
-                e.what());
-          } catch (...) {
-            log(log_level::error, "sched", "thread/{} ended with a non-standard exception",
-                id.index);
-          }
-        }
+        log(log_level::error, "sched", "thread/{}: the error handler threw", id.index);
       }
+      return;
+    }
+    try {
+      throw;
+    } catch (const std::exception& e) {
+      log(log_level::error, "sched", "thread/{} ended with an exception: {}", id.index, e.what());
+    } catch (...) {
+      log(log_level::error, "sched", "thread/{} ended with a non-standard exception", id.index);
     }
   }
-  root.destroy();
 }
 
 void scheduler::throw_for_signal() const {
@@ -234,7 +244,7 @@ void scheduler::deliver(const signal& s) {
 
 void scheduler::fire_due_timers() {
   if (timers_.empty()) return;
-  const clock::time_point now = clock_.now();
+  const clock::time_point now = this->now();
   while (!timers_.empty() && timers_.top().deadline <= now) {
     detail::timer_node& node = timers_.pop();
     public_.push_back(node.fire);
@@ -289,8 +299,13 @@ bool scheduler::wait_idle(run_mode mode) {
   if (reactor_->stopped()) reactor_->restart();
   since_poll_ = 0;
   // With a work guard (run_forever) or the wake timer armed, this blocks; otherwise it returns
-  // 0 at once when the reactor has no work left.
-  const std::size_t ran = reactor_->run_one();
+  // 0 at once when the reactor has no work left. Handlers it runs after a long block must not
+  // see the time of the turn before it: they read the clock.
+  now_cached_ = false;
+  std::size_t ran = reactor_->run_one();
+  // One wake-up usually brings many ready sockets: run all their handlers now, so the
+  // threads they wake share the next turns instead of taking a turn each.
+  if (ran != 0) ran += reactor_->poll();
   if (ran == 0 && !forever && timers_.empty()) {
     pull_remote();
     return !public_.empty();
@@ -306,6 +321,11 @@ bool scheduler::turn(run_mode mode) {
   } else if (since_poll_ >= k_poll_interval) {
     poll_reactor();
     pull_remote();
+  }
+  // The one clock read of the turn (see now()).
+  if (!clock_.is_manual()) {
+    now_ = clock_.now();
+    now_cached_ = true;
   }
   fire_due_timers();
   if (public_.empty()) return true;
@@ -334,9 +354,11 @@ void scheduler::loop(run_mode mode) {
     while (!stop_requested_.load(std::memory_order_acquire) && turn(mode)) {
     }
   } catch (...) {
+    now_cached_ = false;
     t_current_scheduler = previous;
     throw;
   }
+  now_cached_ = false;
   stop_requested_.store(false, std::memory_order_release);
   t_current_scheduler = previous;
 }

@@ -1,19 +1,22 @@
 #include "lancer/sched/detail/timer_heap.hpp"
 
+#include <stdexcept>
+
 namespace lancer::detail {
 
-void timer_heap::push(timer_node& node) {
+void heap_base::push(heap_node& node) {
+  if (nodes_.size() >= heap_node::npos) throw std::length_error("lancer: too many timers");
   node.order = next_order_++;
   nodes_.push_back(&node);
-  node.index = nodes_.size() - 1;
+  node.index = static_cast<std::uint32_t>(nodes_.size() - 1);
   sift_up(node.index);
 }
 
-void timer_heap::remove(timer_node& node) noexcept {
+void heap_base::remove(heap_node& node) noexcept {
   if (!node.scheduled()) return;
   const std::size_t i = node.index;
-  node.index = timer_node::npos;
-  timer_node* last = nodes_.back();
+  node.index = heap_node::npos;
+  heap_node* last = nodes_.back();
   nodes_.pop_back();
   if (last == &node) return;
   place(i, last);
@@ -21,20 +24,20 @@ void timer_heap::remove(timer_node& node) noexcept {
   sift_down(last->index);
 }
 
-timer_node& timer_heap::pop() noexcept {
-  timer_node& first = *nodes_.front();
+heap_node& heap_base::pop_node() noexcept {
+  heap_node& first = *nodes_.front();
   remove(first);
   return first;
 }
 
-void timer_heap::clear() noexcept {
-  for (timer_node* n : nodes_)
-    n->index = timer_node::npos;
+void heap_base::clear() noexcept {
+  for (heap_node* n : nodes_)
+    n->index = heap_node::npos;
   nodes_.clear();
 }
 
-void timer_heap::sift_up(std::size_t i) noexcept {
-  timer_node* n = nodes_[i];
+void heap_base::sift_up(std::size_t i) noexcept {
+  heap_node* n = nodes_[i];
   while (i > 0) {
     const std::size_t parent = (i - 1) / 2;
     if (!before(n, nodes_[parent])) break;
@@ -44,8 +47,8 @@ void timer_heap::sift_up(std::size_t i) noexcept {
   place(i, n);
 }
 
-void timer_heap::sift_down(std::size_t i) noexcept {
-  timer_node* n = nodes_[i];
+void heap_base::sift_down(std::size_t i) noexcept {
+  heap_node* n = nodes_[i];
   const std::size_t count = nodes_.size();
   for (;;) {
     std::size_t child = 2 * i + 1;

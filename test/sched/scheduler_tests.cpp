@@ -169,6 +169,75 @@ TEST_CASE("a thread cancelled before it starts never runs") {
   CHECK(s.live_threads() == 0);
 }
 
+namespace {
+// Records how each of its threads ended.
+struct recording_owner final : lancer::thread_owner {
+  std::vector<std::string> ends;
+  void thread_ended(thread_id, bool finished, std::exception_ptr error) noexcept override {
+    std::string what = finished ? "finished" : "destroyed";
+    if (error) {
+      try {
+        std::rethrow_exception(error);
+      } catch (const std::exception& e) {
+        what += std::string(" by ") + e.what();
+      }
+    }
+    ends.push_back(what);
+  }
+};
+}  // namespace
+
+TEST_CASE("a thread's owner is told how it ended: returned, threw, or destroyed unfinished") {
+  scheduler s;
+  recording_owner owner;
+  bool handler_called = false;
+  s.set_error_handler([&](thread_id, std::exception_ptr) { handler_called = true; });
+  long total = 0;
+  s.spawn(count_yields(2, &total), &owner);
+  s.spawn(
+      []() -> task<> {
+        co_await lancer::wakeback_later();
+        throw std::runtime_error("boom");
+      }(),
+      &owner);
+  const thread_id never = s.spawn(count_yields(1, &total), &owner);
+  s.cancel(never);  // before its first turn: it never runs
+  bool unwound = false, saw = false, later = false;
+  const thread_id parked = s.spawn(wait_forever(&unwound, &saw, &later), &owner);
+  s.run();
+  REQUIRE(owner.ends.size() == 3);
+  CHECK(owner.ends[0] == "destroyed");         // the cancelled one, reaped in the first turn
+  CHECK(owner.ends[1] == "finished by boom");  // the second turn
+  CHECK(owner.ends[2] == "finished");          // the third: it yielded twice
+  CHECK_FALSE(handler_called);                 // an owned thread's error goes to its owner only
+  s.discard(parked);
+  REQUIRE(owner.ends.size() == 4);
+  CHECK(owner.ends[3] == "destroyed");
+  CHECK(unwound);
+}
+
+TEST_CASE("on a steady clock now() is read once per turn: a turn sees one time") {
+  scheduler s;
+  std::vector<lancer::clock::time_point> seen;
+  s.spawn([](std::vector<lancer::clock::time_point>* out) -> task<> {
+    scheduler& me = *scheduler::current();
+    out->push_back(me.now());
+    const auto until = std::chrono::steady_clock::now() + 2ms;
+    while (std::chrono::steady_clock::now() < until) {
+    }
+    out->push_back(me.now());  // same turn: the same time, though 2 ms went by
+    co_await lancer::wakeback_later();
+    out->push_back(me.now());  // a later turn: read again
+  }(&seen));
+  const auto before = s.now();
+  s.run();
+  REQUIRE(seen.size() == 3);
+  CHECK(seen[0] >= before);
+  CHECK(seen[1] == seen[0]);
+  CHECK(seen[2] >= seen[0] + 2ms);
+  CHECK(s.now() >= seen[2]);  // outside a turn: the clock itself
+}
+
 TEST_CASE("a timeout signal makes the pending co_await throw timed_out; later awaits work") {
   scheduler s;
   std::string seen;

@@ -65,6 +65,20 @@ struct scheduler_stats {
   std::uint64_t idle_waits = 0;  // times the scheduler waited in the reactor with nothing queued
 };
 
+// Told when a thread it was given (spawn(task, owner)) ends. The server core is one: a
+// connection's handler runs as a thread, and the server learns of its end without wrapping
+// it in a coroutine of its own (a frame per connection saved).
+class thread_owner {
+ public:
+  virtual ~thread_owner() = default;
+  // Thread `t` has ended: it returned (`finished`, no `error`), threw (`finished`, `error`
+  // holds the exception, `cancelled` and `timed_out` included), or was destroyed before it
+  // could finish (not `finished`: discarded, cancelled before its first turn, or destroyed
+  // with the scheduler). Called on the scheduler's OS thread, outside any thread, once the
+  // thread's frames are destroyed. The scheduler's error handler is not called for it.
+  virtual void thread_ended(thread_id t, bool finished, std::exception_ptr error) noexcept = 0;
+};
+
 class scheduler {
  public:
   // Called with a thread that ended by throwing (other than `cancelled`).
@@ -88,8 +102,9 @@ class scheduler {
   static bool checks_enabled() noexcept;
 
   // Starts `t` as a new thread, which the scheduler owns from now on. It first runs in the
-  // next turn. Returns its id. Throws std::logic_error for an empty task.
-  thread_id spawn(task<> t);
+  // next turn. Returns its id. Throws std::logic_error for an empty task. If `owner` is given,
+  // it is told when the thread ends (and must outlive it).
+  thread_id spawn(task<> t, thread_owner* owner = nullptr);
 
   // Queues `s` for the next turn. Thread-safe; from another OS thread it also wakes a blocked
   // scheduler. `s.source` is filled in with the running thread when left empty.
@@ -139,7 +154,12 @@ class scheduler {
   T run_until_complete(task<T> t);
 
   lancer::clock& clock() noexcept { return clock_; }
-  lancer::clock::time_point now() const noexcept { return clock_.now(); }
+  // The time on the scheduler's clock. While the scheduler runs a steady clock, this is the
+  // time read at the start of the current turn: one clock read per turn instead of several
+  // per request (a read costs tens of nanoseconds on a virtual machine), and every thread in
+  // a turn sees the same time, as nginx's cached time does. A turn is short, so the lag is
+  // too. Outside a turn, and on a manual clock, it reads the clock.
+  lancer::clock::time_point now() const noexcept { return now_cached_ ? now_ : clock_.now(); }
   boost::asio::io_context& reactor() noexcept { return *reactor_; }
   const scheduler_stats& stats() const noexcept { return stats_; }
   std::size_t live_threads() const noexcept { return live_; }
@@ -183,6 +203,7 @@ class scheduler {
   struct thread_slot {
     root_handle root;                   // the thread's root frame; null when the slot is free
     std::coroutine_handle<> resume_at;  // where it is parked; null while running
+    thread_owner* owner = nullptr;      // told when the thread ends; may be null
     signal received;                    // the signal that resumed it last
     std::uint64_t last_turn = 0;        // turn of the last delivery (one per turn)
     std::uint32_t generation = 1;       // bumped when the slot is freed
@@ -209,6 +230,7 @@ class scheduler {
   void fire_due_timers();
   void deliver(const signal& s);
   void reap(std::uint32_t index);
+  void report_error(thread_id id, const std::exception_ptr& error) noexcept;
   void report(std::string_view what);
   thread_slot* find(thread_id t) noexcept;
   const thread_slot* find(thread_id t) const noexcept;
@@ -235,7 +257,9 @@ class scheduler {
   std::vector<signal> internal_;  // the current turn's signals
   detail::timer_heap timers_;
   std::uint64_t turn_ = 0;
-  std::uint32_t since_poll_ = 0;  // deliveries since the reactor was last polled
+  std::uint32_t since_poll_ = 0;     // deliveries since the reactor was last polled
+  lancer::clock::time_point now_{};  // the steady clock, read at the start of this turn
+  bool now_cached_ = false;          // now() returns now_ (a steady clock, inside a turn)
 
   std::mutex remote_mutex_;
   std::vector<signal> remote_;  // pushed from other OS threads (guarded by remote_mutex_)
