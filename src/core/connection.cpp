@@ -37,10 +37,10 @@ void connection::set_timeout(clock::duration d) noexcept {
   server_.set_deadline(desc_, server_.sched().now() + d);
 }
 void connection::clear_deadline() noexcept {
-  server_.deadlines_.remove(desc_.deadline);
+  server_.clear_deadline(desc_);
 }
 clock::time_point connection::deadline() const noexcept {
-  return desc_.deadline.scheduled() ? desc_.deadline.deadline : clock::time_point::max();
+  return desc_.due;
 }
 
 void connection::throw_if_failed() const {

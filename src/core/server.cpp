@@ -34,6 +34,7 @@ server::~server() {
     s->attached_ = nullptr;
   }
   stopping_ = true;
+  destroying_ = true;
   // Threads first: their frames refer to the connections.
   if (manager_) sched_.discard(manager_);
   for (descriptor* d = all_; d != nullptr; d = d->all_next) {
@@ -94,7 +95,7 @@ void server::drain(clock::time_point deadline) {
   for (source* s : sources_)
     s->stop();
   for (descriptor* d = all_; d != nullptr; d = d->all_next) {
-    if (!d->deadline.scheduled() || deadline < d->deadline.deadline) {
+    if (deadline < d->due) {
       d->expiry_stage = 1;  // at the drain deadline: cut off, no further grace
       set_deadline(*d, deadline);
     }
@@ -111,7 +112,6 @@ connection* server::add_connection(std::unique_ptr<transport> t) {
     return nullptr;
   }
   auto* d = new descriptor(*this, next_id_++, std::move(t));
-  d->deadline.fire.value = reinterpret_cast<std::uintptr_t>(d);
   d->all_next = all_;
   if (all_ != nullptr) all_->all_prev = d;
   all_ = d;
@@ -119,36 +119,57 @@ connection* server::add_connection(std::unique_ptr<transport> t) {
   ++stats_.accepted;
   if (options_.timeout.count() > 0) set_deadline(*d, sched_.now() + options_.timeout);
   log(log_level::debug, conn_name(d->conn), "accepted from {}", d->conn.peer_address());
-  d->thread = sched_.spawn(serve(d));
+  try {
+    d->thread = sched_.spawn(handler_(d->conn, d->frame, pub_), d);
+  } catch (const std::exception& e) {
+    // The handler threw before it returned a coroutine (or returned none): this connection
+    // fails, every other one carries on.
+    ++stats_.handler_errors;
+    log(log_level::error, conn_name(d->conn), "handler failed to start: {}", e.what());
+    d->finished = true;
+    d->conn.abort(std::make_error_code(std::errc::connection_aborted));
+    flag(*d);
+  }
   return &d->conn;
 }
 
-// The thread bound to a connection: the handler, wrapped so no exception escapes.
-task<> server::serve(descriptor* d) {
-  connection& c = d->conn;
-  try {
-    co_await handler_(c, d->frame, pub_);
-  } catch (const timed_out&) {
-    log(log_level::debug, conn_name(c), "handler ended by its deadline");
-  } catch (const cancelled&) {
-    log(log_level::debug, conn_name(c), "handler cancelled");
-  } catch (const std::system_error& e) {
-    // Transport trouble (a reset, a broken pipe) is the peer's doing: not an error of ours.
-    log(log_level::info, conn_name(c), "closed on a transport error: {}", e.what());
-    c.abort(e.code());
-  } catch (const std::exception& e) {
-    ++stats_.handler_errors;
-    log(log_level::error, conn_name(c), "handler failed: {}", e.what());
-    c.abort(std::make_error_code(std::errc::connection_aborted));
-  } catch (...) {
-    ++stats_.handler_errors;
-    log(log_level::error, conn_name(c), "handler failed with a non-standard exception");
-    c.abort(std::make_error_code(std::errc::connection_aborted));
+void descriptor::thread_ended(thread_id, bool done, std::exception_ptr error) noexcept {
+  conn.server_.thread_ended(*this, done, std::move(error));
+}
+
+// The end of a connection's thread: the handler returned, threw, or was destroyed unfinished.
+// No exception reaches the scheduler; a failure is logged and closes only its connection.
+void server::thread_ended(descriptor& d, bool done, std::exception_ptr error) noexcept {
+  d.finished = true;
+  d.thread = {};
+  if (destroying_) return;  // ~server reaps every descriptor next
+  connection& c = d.conn;
+  if (error) {
+    try {
+      std::rethrow_exception(error);
+    } catch (const timed_out&) {
+      log(log_level::debug, conn_name(c), "handler ended by its deadline");
+    } catch (const cancelled&) {
+      log(log_level::debug, conn_name(c), "handler cancelled");
+    } catch (const std::system_error& e) {
+      // Transport trouble (a reset, a broken pipe) is the peer's doing: not an error of ours.
+      log(log_level::info, conn_name(c), "closed on a transport error: {}", e.what());
+      c.abort(e.code());
+    } catch (const std::exception& e) {
+      ++stats_.handler_errors;
+      log(log_level::error, conn_name(c), "handler failed: {}", e.what());
+      c.abort(std::make_error_code(std::errc::connection_aborted));
+    } catch (...) {
+      ++stats_.handler_errors;
+      log(log_level::error, conn_name(c), "handler failed with a non-standard exception");
+      c.abort(std::make_error_code(std::errc::connection_aborted));
+    }
+  } else if (!done) {
+    // Cancelled before its first turn (a stop right after the accept): nothing ran.
+    c.abort(std::make_error_code(std::errc::operation_canceled));
   }
-  d->finished = true;
-  d->thread = {};
   c.close();
-  flag(*d);
+  flag(d);
 }
 
 // --- the managing coroutine -----------------------------------------------------------------
@@ -217,8 +238,15 @@ void server::process_ready() {
 void server::process_deadlines() {
   const clock::time_point now = sched_.now();
   while (!deadlines_.empty() && deadlines_.top().deadline <= now) {
-    detail::timer_node& node = deadlines_.pop();
-    expire(*reinterpret_cast<descriptor*>(node.fire.value));
+    descriptor& d = deadlines_.pop();
+    if (d.due > now) {
+      // The deadline moved later since this key was filed: file it again at its place.
+      d.deadline = d.due;
+      deadlines_.push(d);
+      continue;
+    }
+    d.due = clock::time_point::max();
+    expire(d);
   }
 }
 
@@ -257,7 +285,7 @@ void server::try_finish(descriptor& d) {
 }
 
 void server::reap(descriptor& d) noexcept {
-  deadlines_.remove(d.deadline);
+  deadlines_.remove(d);
   if (d.ready) {  // unlink from the ready list (rare: reaped while flagged again)
     descriptor** p = &ready_head_;
     descriptor* prev = nullptr;
@@ -282,10 +310,17 @@ void server::reap(descriptor& d) noexcept {
 }
 
 void server::set_deadline(descriptor& d, clock::time_point t) noexcept {
-  deadlines_.remove(d.deadline);
-  d.deadline.deadline = t;
-  deadlines_.push(d.deadline);
+  d.due = t;
+  if (d.scheduled() && d.deadline <= t) return;  // the key comes first: moved up when due
+  deadlines_.remove(d);
+  d.deadline = t;
+  deadlines_.push(d);
   if (t < manager_until_) wake_manager();  // it sleeps past the new deadline: re-arm
+}
+
+void server::clear_deadline(descriptor& d) noexcept {
+  d.due = clock::time_point::max();
+  deadlines_.remove(d);
 }
 
 }  // namespace lancer

@@ -141,6 +141,89 @@ TEST_CASE("set_timeout moves a connection's deadline, earlier or later") {
   CHECK(ended[0] == start + 5s);  // not the default 60 s
 }
 
+TEST_CASE("a deadline moved later fires at its new time, not at the one it replaced") {
+  std::vector<clock::time_point> ended;
+  fixture f{[&](connection& c, frame&, pubframe&) -> task<> {
+    c.set_timeout(10s);
+    try {
+      for (;;) {
+        co_await c.read();
+        c.consume(c.buffered().size());
+        c.set_timeout(10s);  // each message buys ten more seconds, as keep-alive does
+      }
+    } catch (const lancer::timed_out&) {
+      ended.push_back(scheduler::current()->now());
+    }
+  }};
+  const clock::time_point start = f.sched.now();
+  fake_client c = f.fake.connect();
+  f.sched.advance(8s);
+  c.write("a");
+  f.sched.advance(8s);
+  c.write("b");
+  f.sched.run_until_idle();
+  CHECK(ended.empty());
+  f.sched.advance(9s);  // 25 s in: the first deadlines (10 s, 18 s) have passed harmlessly
+  CHECK(ended.empty());
+  f.sched.advance(2s);
+  REQUIRE(ended.size() == 1);
+  CHECK(ended[0] == start + 26s);
+}
+
+TEST_CASE("a deadline moved later and then earlier fires at the earlier time") {
+  std::vector<clock::time_point> ended;
+  fixture f{[&](connection& c, frame&, pubframe&) -> task<> {
+    c.set_timeout(30s);
+    c.set_timeout(50s);
+    CHECK(c.deadline() == scheduler::current()->now() + 50s);
+    co_await c.read();
+    c.set_timeout(5s);
+    try {
+      co_await c.read();
+    } catch (const lancer::timed_out&) {
+      ended.push_back(scheduler::current()->now());
+    }
+  }};
+  const clock::time_point start = f.sched.now();
+  fake_client c = f.fake.connect();
+  f.sched.advance(20s);
+  c.write("x");
+  f.sched.advance(60s);
+  REQUIRE(ended.size() == 1);
+  CHECK(ended[0] == start + 25s);
+}
+
+TEST_CASE("a connection stopped before its handler ever ran is closed and reaped") {
+  bool ran = false;
+  fixture f{[&](connection&, frame&, pubframe&) -> task<> {
+    ran = true;
+    co_return;
+  }};
+  fake_client c = f.fake.connect();  // handed over; its thread has not had a turn yet
+  f.srv.stop();
+  f.sched.run_until_idle();
+  CHECK_FALSE(ran);
+  CHECK(c.server_closed());
+  CHECK(f.srv.connections() == 0);
+}
+
+TEST_CASE("a handler that throws before returning its coroutine fails only its connection") {
+  lancer_test::log_capture logs;
+  int calls = 0;
+  fixture f{[&](connection& c, frame& fr, pubframe& p) -> task<> {
+    if (++calls == 1) throw std::runtime_error("no coroutine for you");
+    return lancer_test::echo(c, fr, p);
+  }};
+  fake_client bad = f.fake.connect();
+  fake_client good = f.fake.connect();
+  f.sched.run_until_idle();
+  CHECK(bad.server_closed());
+  CHECK(logs.contains("ERROR conn/" + std::to_string(bad.id()) +
+                      "] handler failed to start: no coroutine for you"));
+  CHECK(good.exchange("hi") == "hi");
+  CHECK(f.srv.stats().handler_errors == 1);
+}
+
 TEST_CASE("a handler that throws is logged with its connection id; the others carry on") {
   lancer_test::log_capture logs;
   fixture f{[](connection& c, frame&, pubframe&) -> task<> {

@@ -168,6 +168,7 @@ class connection {
 
  private:
   friend class server;
+  friend struct detail::descriptor;
   friend struct connection_tester;  // tests reach the buffers through it
   enum class waiting : std::uint8_t { none, read, flush };
 

@@ -9,7 +9,8 @@
 //
 // For each connection, add_connection creates a descriptor {connection, deadline, bound
 // thread, frame}, calls the handler and binds the coroutine it returns to the connection as a
-// new thread. The managing coroutine (one thread per server) then, each turn it runs:
+// new thread (the descriptor owns the thread: the scheduler tells it when the handler ends). The
+// managing coroutine (one thread per server) then, each turn it runs:
 //   - wakes the threads whose connections flagged themselves (data, EOF, error, drained,
 //     require_wakeback) — a ready list, so the cost follows the connections with news;
 //   - times out the threads whose deadline passed (a deadline heap, same reasoning): the
@@ -108,8 +109,9 @@ class server {
   friend class connection;
 
   friend class source;
+  friend struct detail::descriptor;
   void forget_source(source& src) noexcept;
-  task<> serve(detail::descriptor* d);
+  void thread_ended(detail::descriptor& d, bool finished, std::exception_ptr error) noexcept;
   task<> manage();
   void flag(detail::descriptor& d) noexcept;
   void wake_manager() noexcept;
@@ -119,6 +121,7 @@ class server {
   void try_finish(detail::descriptor& d);
   void reap(detail::descriptor& d) noexcept;
   void set_deadline(detail::descriptor& d, clock::time_point t) noexcept;
+  void clear_deadline(detail::descriptor& d) noexcept;
 
   scheduler& sched_;
   handler handler_;
@@ -129,7 +132,7 @@ class server {
   detail::descriptor* all_ = nullptr;         // every live descriptor
   detail::descriptor* ready_head_ = nullptr;  // flagged, waiting for the managing coroutine
   detail::descriptor* ready_tail_ = nullptr;
-  detail::timer_heap deadlines_;  // descriptors by deadline
+  detail::timer_heap_of<detail::descriptor> deadlines_;  // descriptors by deadline (lazily)
   std::size_t live_ = 0;
   std::uint64_t next_id_ = 1;
 
@@ -139,6 +142,7 @@ class server {
   bool manager_woken_ = false;         // a wakeback is on its way to it
   bool running_ = false;
   bool stopping_ = false;
+  bool destroying_ = false;  // in ~server: ending threads only mark their descriptors
   server_stats stats_;
 };
 

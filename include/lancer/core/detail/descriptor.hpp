@@ -1,5 +1,8 @@
 // The server's record of one connection: {connection, deadline, bound thread, frame}.
 // Users never see it; the managing coroutine works on these.
+//
+// It is the node of the connection's deadline in the server's heap (heap_node), and the owner
+// of the connection's thread (thread_owner): the scheduler tells it when the handler ends.
 #pragma once
 
 #include <cstdint>
@@ -10,11 +13,12 @@
 #include "lancer/core/transport.hpp"
 #include "lancer/sched/detail/frame_pool.hpp"
 #include "lancer/sched/detail/timer_heap.hpp"
+#include "lancer/sched/scheduler.hpp"
 #include "lancer/sched/signal.hpp"
 
 namespace lancer::detail {
 
-struct descriptor {
+struct descriptor final : heap_node, thread_owner {
   descriptor(server& srv, std::uint64_t id, std::unique_ptr<transport> t)
       : link(std::move(t)), conn(srv, *this, id, link.get()) {}
 
@@ -22,17 +26,22 @@ struct descriptor {
   static void* operator new(std::size_t n) { return frame_pool::allocate(n); }
   static void operator delete(void* p, std::size_t n) noexcept { frame_pool::deallocate(p, n); }
 
+  void thread_ended(thread_id t, bool finished, std::exception_ptr error) noexcept override;
+
   std::unique_ptr<transport> link;  // the source's transport; closed before it is destroyed
   connection conn;
-  lancer::frame frame;               // the handler's per-connection state
-  thread_id thread;                  // the handler's thread
-  timer_node deadline;               // in the server's deadline heap; fire.value = this
+  lancer::frame frame;  // the handler's per-connection state
+  thread_id thread;     // the handler's thread
+  // The deadline (max: none). The heap key (heap_node::deadline) is never later: a deadline
+  // that moves later, as a keep-alive connection's does at every request, only changes this;
+  // the key is moved when it comes due. So most requests cost no heap operation.
+  clock::time_point due = clock::time_point::max();
   descriptor* ready_next = nullptr;  // ready list (intrusive, FIFO)
   descriptor* all_prev = nullptr;    // every live descriptor (intrusive)
   descriptor* all_next = nullptr;
   std::uint8_t expiry_stage = 0;  // 0: next expiry times out; 1: next expiry cuts off
   bool ready = false;             // on the ready list
-  bool finished = false;          // the handler's thread has returned
+  bool finished = false;          // the handler's thread has ended
   bool wake_pushed = false;       // a wakeback is on its way to the thread
 };
 
