@@ -143,20 +143,6 @@ struct io {
     c.close();
   }
 
-  // The common case of finish_previous, without a coroutine: the previous request (if any)
-  // was read whole and may be followed by another. Drops it and returns true if the
-  // connection is now idle: nothing buffered and not draining. Otherwise leaves everything
-  // to wait(), which handles the rest.
-  static bool idle_between(connection& c, request& req) {
-    if (req.conn_ == &c && req.header_size_ != 0) {
-      if (!req.keep_alive_ || c.closed() || (req.has_body() && !req.body_done_)) return false;
-      c.consume(req.header_size_ + req.body_in_buffer_);
-    }
-    req.reset();
-    req.conn_ = &c;
-    return c.buffered().empty() && !c.draining();
-  }
-
   // After the handler: a request it did not answer gets a 500, and a failed one closes.
   static task<> after_handler(connection& c, request& req, bool failed) {
     if (!req.answered() && !c.closed()) {
@@ -503,13 +489,36 @@ task<> respond_on(connection& c, request& req, unsigned status, std::string_view
 
 namespace {
 
+// One request: its header, the handler, an answer if the handler gave none, the access log
+// line, then its bytes (and a body the handler left unread) are dropped. The request lives in
+// this frame, which ends with it: an idle connection holds no request and no header index.
+// Returns false when the connection is done.
+task<bool> serve_one(const request_handler& h, const limits& lim, const access_hook& log_to,
+                     connection& c, frame& f, pubframe& p) {
+  request req;
+  if (!co_await io::wait(c, req, lim)) co_return false;  // the body when the handler asks
+  bool failed = false;
+  try {
+    co_await h(c, req, f, p);
+  } catch (const cancelled&) {
+    throw;  // a deadline or a stop: the server closes the connection
+  } catch (const std::exception& e) {
+    log(log_level::error, conn_name(c), "handler failed on {} {}: {}", req.method(), req.target(),
+        e.what());
+    failed = true;
+  }
+  co_await io::after_handler(c, req, failed);
+  if (log_to) log_to(c, req);
+  const bool more = !failed && co_await io::finish_previous(c, req, lim);
+  if (!more) c.close();
+  co_return more;
+}
+
 task<> serve_connection(const request_handler& h, const limits& lim, const access_hook& log_to,
                         connection& c, frame& f, pubframe& p) {
-  request req;
   for (;;) {
-    // Between requests the wait is here, in this frame: an idle keep-alive connection holds
-    // no frame of wait_for_headers' (it costs memory per connection, see README).
-    if (io::idle_between(c, req)) {
+    // Between requests the wait is here, in this small frame (memory per idle connection).
+    if (c.buffered().empty() && !c.draining()) {
       c.set_timeout(lim.idle_timeout);
       const std::optional<std::size_t> n = co_await read_unless_expired(c);
       if (!n) {
@@ -517,24 +526,13 @@ task<> serve_connection(const request_handler& h, const limits& lim, const acces
         c.close();
         co_return;
       }
+      if (*n == 0 && c.at_eof()) {  // the client is done: what was answered still goes out
+        c.close();
+        co_return;
+      }
     }
-    if (!co_await wait_for_headers(c, req, lim)) co_return;  // the body when the handler asks
-    bool failed = false;
-    try {
-      co_await h(c, req, f, p);
-    } catch (const cancelled&) {
-      throw;  // a deadline or a stop: the server closes the connection
-    } catch (const std::exception& e) {
-      log(log_level::error, conn_name(c), "handler failed on {} {}: {}", req.method(), req.target(),
-          e.what());
-      failed = true;
-    }
-    co_await io::after_handler(c, req, failed);
-    if (log_to) log_to(c, req);
-    if (failed) {
-      c.close();
-      co_return;
-    }
+    const bool more = co_await serve_one(h, lim, log_to, c, f, p);
+    if (!more) co_return;
   }
 }
 

@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "lancer/sched/detail/frame_pool.hpp"
+
 namespace lancer::http {
 
 // ASCII case-insensitive comparison, as field names and tokens need.
@@ -81,6 +83,7 @@ class headers {
   void clear() noexcept { refs_.clear(); }  // keeps capacity: no allocation next time
   void add(std::uint32_t name_off, std::uint32_t name_len, std::uint32_t value_off,
            std::uint32_t value_len) {
+    if (refs_.capacity() == 0) refs_.reserve(16);  // one pooled block; most requests fit
     refs_.push_back({name_off, name_len, value_off, value_len});
   }
   void rebase(const char* base) noexcept { base_ = base; }
@@ -90,7 +93,8 @@ class headers {
     std::uint32_t name_off, name_len, value_off, value_len;
   };
   const char* base_ = nullptr;  // where the request's bytes start now
-  std::vector<ref> refs_;
+  // From the frame pool: a request that ends gives the block to the next, with no malloc.
+  std::vector<ref, lancer::detail::pool_allocator<ref>> refs_;
 };
 
 }  // namespace lancer::http

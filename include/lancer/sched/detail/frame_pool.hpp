@@ -41,4 +41,20 @@ class frame_pool {
   static void trim() noexcept;
 };
 
+// A standard allocator over the pool, for containers and Asio operations that come and go
+// with requests: what one request frees, the next takes back, with no malloc.
+template <class T>
+struct pool_allocator {
+  using value_type = T;
+  pool_allocator() noexcept = default;
+  template <class U>
+  pool_allocator(const pool_allocator<U>&) noexcept {}  // NOLINT: implicit, as rebinding needs
+  T* allocate(std::size_t n) { return static_cast<T*>(frame_pool::allocate(n * sizeof(T))); }
+  void deallocate(T* p, std::size_t n) noexcept { frame_pool::deallocate(p, n * sizeof(T)); }
+  template <class U>
+  bool operator==(const pool_allocator<U>&) const noexcept {
+    return true;
+  }
+};
+
 }  // namespace lancer::detail
