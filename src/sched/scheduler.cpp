@@ -302,10 +302,7 @@ bool scheduler::wait_idle(run_mode mode) {
   // 0 at once when the reactor has no work left. Handlers it runs after a long block must not
   // see the time of the turn before it: they read the clock.
   now_cached_ = false;
-  std::size_t ran = reactor_->run_one();
-  // One wake-up usually brings many ready sockets: run all their handlers now, so the
-  // threads they wake share the next turns instead of taking a turn each.
-  if (ran != 0) ran += reactor_->poll();
+  const std::size_t ran = reactor_->run_one();
   if (ran == 0 && !forever && timers_.empty()) {
     pull_remote();
     return !public_.empty();

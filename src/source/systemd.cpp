@@ -102,13 +102,7 @@ void fd_source::start(server& srv) {
     st.shown = fmt::format("fd/{} (tcp/{}{}{}:{})", st.fd, at.address().is_v6() ? "[" : "",
                            at.address().to_string(), at.address().is_v6() ? "]" : "", at.port());
     st.tcp_listen = std::make_shared<detail::listener<tcp>>();
-    st.tcp_listen->prepare = [](detail::socket_on<tcp>& s) {
-      boost::system::error_code oec;
-      s.set_option(tcp::no_delay(true), oec);
-      const auto peer = s.remote_endpoint(oec);
-      return std::pair{fmt::format("{}:{}", peer.address().to_string(), peer.port()),
-                       std::string("fd")};
-    };
+    st.tcp_listen->no_delay = true;
     st.tcp_listen->start(srv, std::move(acceptor));
   } else if (addr.ss_family == AF_UNIX) {
     auto acceptor = std::make_unique<detail::acceptor_on<stream>>(io);
@@ -117,9 +111,6 @@ void fd_source::start(server& srv) {
     acceptor->non_blocking(true, ec);
     st.shown = fmt::format("fd/{} (unix/{})", st.fd, acceptor->local_endpoint(ec).path());
     st.unix_listen = std::make_shared<detail::listener<stream>>();
-    st.unix_listen->prepare = [](detail::socket_on<stream>&) {
-      return std::pair{std::string("unix"), std::string("fd")};
-    };
     st.unix_listen->start(srv, std::move(acceptor));
   } else {
     throw std::system_error(std::make_error_code(std::errc::address_family_not_supported),

@@ -16,16 +16,6 @@ namespace lancer {
 namespace asio = boost::asio;
 using asio::ip::tcp;
 
-namespace {
-
-std::string endpoint_text(const tcp::endpoint& e) {
-  const auto a = e.address();
-  return a.is_v6() ? fmt::format("[{}]:{}", a.to_string(), e.port())
-                   : fmt::format("{}:{}", a.to_string(), e.port());
-}
-
-}  // namespace
-
 struct tcp_source::state {
   state(address a, tcp_options o) : where(std::move(a)), options(o) {}
   address where;
@@ -82,11 +72,7 @@ void tcp_source::start(server& srv) {
   acceptor->non_blocking(true, ec);
   st.port = acceptor->local_endpoint().port();
   st.listen->accept_pause = st.options.accept_pause;
-  st.listen->prepare = [no_delay = st.options.no_delay](detail::socket_on<tcp>& s) {
-    boost::system::error_code oec;
-    if (no_delay) s.set_option(tcp::no_delay(true), oec);
-    return std::pair{endpoint_text(s.remote_endpoint(oec)), endpoint_text(s.local_endpoint(oec))};
-  };
+  st.listen->no_delay = st.options.no_delay;
   st.listen->start(srv, std::move(acceptor));
 }
 

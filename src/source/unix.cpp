@@ -83,9 +83,6 @@ void unix_source::start(server& srv) {
   acceptor->listen(st.options.backlog, ec);
   fail("listen");
   acceptor->non_blocking(true, ec);
-  st.listen->prepare = [path](detail::socket_on<stream>&) {
-    return std::pair{std::string("unix"), path};
-  };
   st.listen->start(srv, std::move(acceptor));
 }
 

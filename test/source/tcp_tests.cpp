@@ -3,6 +3,8 @@
 #include "lancer/source/tcp.hpp"
 
 #include <doctest/doctest.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -10,13 +12,17 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <string>
+#include <system_error>
 #include <thread>
+#include <vector>
 
 #include "echo.hpp"
 #include "lancer/core/server.hpp"
 #include "lancer/log.hpp"
+#include "lancer/sched/awaitables.hpp"
 #include "run_with_client.hpp"
 
 namespace asio = boost::asio;
@@ -32,6 +38,20 @@ tcp::socket connect_to(asio::io_context& io, const char* host, std::uint16_t por
   tcp::socket s(io);
   s.connect(tcp::endpoint(asio::ip::make_address(host), port));
   return s;
+}
+
+// Reads until the server closes, or gives up after 5 s without a byte: a server that never
+// closes fails the test instead of hanging it (Asio's blocking reads would wait forever).
+std::string read_until_closed(tcp::socket& s) {
+  const timeval limit{5, 0};
+  ::setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = ::recv(s.native_handle(), buf, sizeof buf, 0);
+    if (n <= 0) return n == 0 ? out : out + "<no EOF>";
+    out.append(buf, static_cast<std::size_t>(n));
+  }
 }
 
 }  // namespace
@@ -103,6 +123,168 @@ TEST_CASE("short reads, pauses and back-to-back writes: no byte and no wakeup is
   CHECK(finished);
   CHECK(received.size() == sent.size());
   CHECK(received == sent);
+  lancer::set_log_level(lancer::log_level::info);
+}
+
+TEST_CASE("bytes and the peer's half-close arriving together: all bytes, then EOF") {
+  // The edge for the bytes and the FIN can be one: a short read must not make the transport
+  // wait for an edge that already came (the EOF is still to be read).
+  lancer::set_log_level(lancer::log_level::warn);
+  lancer::scheduler sched;
+  lancer::server srv{sched, [](connection& c, frame& f, pubframe& p) -> task<> {
+                       // Both edges have come and gone before the first read.
+                       co_await lancer::sleep_for(std::chrono::milliseconds(20));
+                       co_await lancer_test::echo(c, f, p);
+                     }};
+  lancer::tcp_source src{lancer::parse_address("tcp/$4:0")};
+  srv.attach_source(src);
+  srv.run();
+  std::string all;
+  const bool finished = lancer_test::run_with_client(sched, [&] {
+    for (int i = 0; i < 5; ++i) {
+      asio::io_context io;
+      tcp::socket s = connect_to(io, "127.0.0.1", src.port());
+      asio::write(s, asio::buffer(std::string("ping")));
+      s.shutdown(tcp::socket::shutdown_send);
+      all += read_until_closed(s);
+    }
+  });
+  CHECK(finished);
+  CHECK(all.size() == 5 * 4);
+  CHECK(all.find_first_not_of("ping") == std::string::npos);
+  lancer::set_log_level(lancer::log_level::info);
+}
+
+TEST_CASE("a reader that starts late gets 8 MiB intact: writes wait for the socket's edge") {
+  lancer::set_log_level(lancer::log_level::warn);
+  constexpr std::size_t k_size = 8u << 20;
+  lancer::scheduler sched;
+  lancer::server srv{sched, [](connection& c, frame&, pubframe&) -> task<> {
+                       std::string piece(64 * 1024, '\0');
+                       for (std::size_t sent = 0; sent < k_size; sent += piece.size()) {
+                         for (std::size_t i = 0; i < piece.size(); ++i)
+                           piece[i] = static_cast<char>((sent + i) * 13 % 251);
+                         co_await c.send(piece);  // waits above the high-water mark
+                       }
+                       co_await c.flush();
+                     }};
+  lancer::tcp_source src{lancer::parse_address("tcp/$4:0")};
+  srv.attach_source(src);
+  srv.run();
+  std::string received;
+  const bool finished = lancer_test::run_with_client(sched, [&] {
+    asio::io_context io;
+    tcp::socket s = connect_to(io, "127.0.0.1", src.port());
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the socket buffers fill
+    boost::system::error_code ec;
+    asio::read(s, asio::dynamic_buffer(received), ec);
+  });
+  CHECK(finished);
+  REQUIRE(received.size() == k_size);
+  bool intact = true;
+  for (std::size_t i = 0; i < k_size && intact; ++i)
+    intact = received[i] == static_cast<char>(i * 13 % 251);
+  CHECK(intact);
+  lancer::set_log_level(lancer::log_level::info);
+}
+
+TEST_CASE("a reset while the handler waits for input ends its read with an error, quietly") {
+  lancer::scheduler sched;
+  std::string error;
+  lancer::server srv{sched, [&](connection& c, frame&, pubframe&) -> task<> {
+                       try {
+                         for (;;) {
+                           const std::size_t n = co_await c.read();
+                           c.consume(c.buffered().size());
+                           if (n == 0 && c.at_eof()) break;
+                         }
+                       } catch (const std::system_error& e) {
+                         error = e.code().message();
+                       }
+                     }};
+  lancer::tcp_source src{lancer::parse_address("tcp/$4:0")};
+  srv.attach_source(src);
+  srv.run();
+  const bool finished = lancer_test::run_with_client(sched, [&] {
+    asio::io_context io;
+    tcp::socket s = connect_to(io, "127.0.0.1", src.port());
+    asio::write(s, asio::buffer(std::string("hello")));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    s.set_option(asio::socket_base::linger(true, 0));  // close sends RST
+    s.close();
+    for (int i = 0; i < 100 && error.empty(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  });
+  CHECK(finished);
+  CHECK(error == std::make_error_code(std::errc::connection_reset).message());
+}
+
+TEST_CASE("a burst of 300 connections at once is accepted and every one answered") {
+  lancer::set_log_level(lancer::log_level::warn);
+  lancer::scheduler sched;
+  lancer::server srv{sched, lancer_test::echo};
+  lancer::tcp_source src{lancer::parse_address("tcp/$4:0")};
+  srv.attach_source(src);
+  srv.run();
+  int answered = 0;
+  const bool finished = lancer_test::run_with_client(sched, [&] {
+    asio::io_context io;
+    std::vector<tcp::socket> socks;
+    for (int i = 0; i < 300; ++i) {
+      socks.push_back(connect_to(io, "127.0.0.1", src.port()));
+      asio::write(socks.back(), asio::buffer(std::to_string(1000 + i)));
+    }
+    for (int i = 0; i < 300; ++i) {
+      std::string back(4, '\0');
+      asio::read(socks[static_cast<std::size_t>(i)], asio::buffer(back));
+      answered += back == std::to_string(1000 + i);
+    }
+  });
+  CHECK(finished);
+  CHECK(answered == 300);
+  lancer::set_log_level(lancer::log_level::info);
+}
+
+TEST_CASE("a connection names both ends; a scheduler whose connections are gone runs out of work") {
+  lancer::set_log_level(lancer::log_level::warn);
+  lancer::scheduler sched;
+  std::string peer, local;
+  lancer::server srv{sched, [&](connection& c, frame&, pubframe&) -> task<> {
+                       peer = c.peer_address();
+                       local = c.local_address();
+                       co_await c.read();
+                       c.write("bye");
+                     }};
+  lancer::tcp_source src{lancer::parse_address("tcp/$4:0")};
+  srv.attach_source(src);
+  srv.run();
+  std::uint16_t client_port = 0;
+  CHECK(lancer_test::run_with_client(sched, [&] {
+    asio::io_context io;
+    tcp::socket s = connect_to(io, "127.0.0.1", src.port());
+    client_port = s.local_endpoint().port();
+    asio::write(s, asio::buffer(std::string("x")));
+    std::string back(3, '\0');
+    asio::read(s, asio::buffer(back));
+  }));
+  CHECK(peer == "127.0.0.1:" + std::to_string(client_port));
+  CHECK(local == "127.0.0.1:" + std::to_string(src.port()));
+  src.stop();
+  // Nothing is left to wait for: no listener, no connection. run() must return.
+  std::atomic<bool> returned{false}, forced{false};
+  std::thread watchdog([&] {
+    for (int i = 0; i < 50 && !returned; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (!returned) {
+      forced = true;
+      sched.stop();
+    }
+  });
+  sched.run();
+  returned = true;
+  watchdog.join();
+  CHECK_FALSE(forced);
+  CHECK(srv.connections() == 0);
   lancer::set_log_level(lancer::log_level::info);
 }
 
