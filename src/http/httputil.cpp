@@ -163,7 +163,7 @@ struct io {
   static task<bool> finish_previous(connection& c, request& req, const limits& lim) {
     if (req.conn_ != &c || req.header_size_ == 0) co_return true;
     if (!req.keep_alive_ || c.closed()) co_return false;
-    if (req.has_body() && !req.body_done_) {
+    if (unread_body(req)) {
       // The handler answered without reading all the body. A chunked one cannot be skipped
       // cheaply, and a client waiting for 100 Continue may never send it: close instead.
       if (req.chunked_ || (req.continue_expected_ && !req.body_started_)) co_return false;
@@ -179,8 +179,24 @@ struct io {
         if (!co_await read_more(c, req, lim)) co_return false;
       }
     }
-    c.consume(req.header_size_ + req.body_in_buffer_);
+    drop_read_request(c, req);
     co_return true;
+  }
+
+  // finish_previous without a coroutine, for the common case: the request was read whole
+  // (no body, or the handler read it). Returns whether the connection can carry another
+  // request, or nullopt if the body must be skipped first (call finish_previous).
+  static std::optional<bool> finish_read_request(connection& c, request& req) {
+    if (!req.keep_alive_ || c.closed()) return false;
+    if (unread_body(req)) return std::nullopt;
+    drop_read_request(c, req);
+    return true;
+  }
+
+  static bool unread_body(const request& req) noexcept { return req.has_body() && !req.body_done_; }
+  static void drop_read_request(connection& c, request& req) noexcept {
+    c.consume(req.header_size_ + req.body_in_buffer_);
+    req.header_size_ = req.body_in_buffer_ = 0;
   }
 
   // Waits for more body bytes, restarting the body timeout on progress. Returns false (after
@@ -200,6 +216,29 @@ struct io {
     co_return true;
   }
 
+  // Feeds the buffered bytes to the request's parser. On success the request's header is
+  // read and the body timeout runs; need_more asks for more bytes; anything else is bad.
+  static beast::error_code parse(connection& c, request& req, const limits& lim) {
+    if (req.parser_ == nullptr) req.parser_ = new detail::request_parser(req, lim);
+    beast::error_code ec;
+    const std::string_view in = c.buffered();
+    req.parser_->feed(in.data(), 0, in, ec);
+    if (!ec) c.set_timeout(lim.body_timeout);
+    return ec;
+  }
+
+  // The common case of wait() for a fresh request, without a coroutine frame: a whole header
+  // is buffered already. Returns false if not (or if it is bad): then wait() starts over,
+  // and answers a bad one.
+  static bool parse_buffered(connection& c, request& req, const limits& lim) {
+    if (c.buffered().empty()) return false;
+    req.conn_ = &c;
+    if (!parse(c, req, lim)) return true;
+    req.reset();
+    req.conn_ = nullptr;
+    return false;
+  }
+
   static task<bool> wait(connection& c, request& req, const limits& lim) {
     if (!co_await finish_previous(c, req, lim)) {
       c.close();
@@ -216,13 +255,8 @@ struct io {
           started = true;
           c.set_timeout(lim.header_timeout);
         }
-        if (req.parser_ == nullptr) req.parser_ = new detail::request_parser(req, lim);
-        beast::error_code ec;
-        req.parser_->feed(in.data(), 0, in, ec);
-        if (!ec) {
-          c.set_timeout(lim.body_timeout);
-          co_return true;
-        }
+        const beast::error_code ec = parse(c, req, lim);
+        if (!ec) co_return true;
         if (ec != beast::http::error::need_more) {
           co_await reject(c, req, ec);
           co_return false;
@@ -402,7 +436,7 @@ struct io {
     }
   }
 
-  static task<> respond(connection& c, request& req, const response& r) {
+  static task<> respond(connection& c, request& req, response r) {
     const bool close = must_close(c, req, r.close);
     write_head(c, req.version_, r.status, r.content_type, framing::length, r.body.size(), close,
                r.fields);
@@ -484,7 +518,7 @@ task<> respond_on(connection& c, request& req, unsigned status, std::string_view
   r.status = status;
   r.content_type = content_type;
   r.body = body;
-  co_await io::respond(c, req, r);
+  return io::respond(c, req, r);  // takes `r` by value: one frame, no wrapper
 }
 
 namespace {
@@ -495,8 +529,11 @@ namespace {
 // Returns false when the connection is done.
 task<bool> serve_one(const request_handler& h, const limits& lim, const access_hook& log_to,
                      connection& c, frame& f, pubframe& p) {
-  request req;
-  if (!co_await io::wait(c, req, lim)) co_return false;  // the body when the handler asks
+  request req;  // its body is read when the handler asks
+  if (!io::parse_buffered(c, req, lim)) {
+    const bool ok = co_await io::wait(c, req, lim);
+    if (!ok) co_return false;
+  }
   bool failed = false;
   try {
     co_await h(c, req, f, p);
@@ -507,9 +544,17 @@ task<bool> serve_one(const request_handler& h, const limits& lim, const access_h
         e.what());
     failed = true;
   }
-  co_await io::after_handler(c, req, failed);
+  if (!req.answered() && !c.closed()) co_await io::after_handler(c, req, failed);
   if (log_to) log_to(c, req);
-  const bool more = !failed && co_await io::finish_previous(c, req, lim);
+  bool more = false;
+  if (!failed) {
+    const std::optional<bool> done = io::finish_read_request(c, req);
+    if (done) {
+      more = *done;
+    } else {
+      more = co_await io::finish_previous(c, req, lim);  // skips an unread body
+    }
+  }
   if (!more) c.close();
   co_return more;
 }

@@ -51,7 +51,6 @@ void* frame_pool::allocate(std::size_t size) {
     LANCER_UNPOISON(b, (cls + 1) * k_granule);
     list.head = b->next;
     list.bytes -= (cls + 1) * k_granule;
-    t_stats.cached_bytes -= (cls + 1) * k_granule;
     ++t_stats.pool_hits;
     return b;
   }
@@ -79,12 +78,15 @@ void frame_pool::deallocate(void* block, std::size_t size) noexcept {
   b->next = list.head;
   list.head = b;
   list.bytes += bytes;
-  t_stats.cached_bytes += bytes;
   LANCER_POISON(b, bytes);
 }
 
 frame_pool_stats frame_pool::stats() noexcept {
-  return t_stats;
+  frame_pool_stats s = t_stats;
+  s.cached_bytes = 0;  // summed here, not kept on every allocation
+  for (const free_list& list : t_lists)
+    s.cached_bytes += list.bytes;
+  return s;
 }
 
 void frame_pool::trim() noexcept {
@@ -98,7 +100,6 @@ void frame_pool::trim() noexcept {
     }
     list.bytes = 0;
   }
-  t_stats.cached_bytes = 0;
 }
 
 }  // namespace lancer::detail
