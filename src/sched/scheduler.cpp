@@ -319,11 +319,9 @@ bool scheduler::turn(run_mode mode) {
     poll_reactor();
     pull_remote();
   }
-  // The one clock read of the turn (see now()).
-  if (!clock_.is_manual()) {
-    now_ = clock_.now();
-    now_cached_ = true;
-  }
+  // A new turn: the clock is read again when first asked (see now()).
+  now_fresh_ = false;
+  now_cached_ = !clock_.is_manual();
   fire_due_timers();
   if (public_.empty()) return true;
 

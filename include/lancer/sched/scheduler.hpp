@@ -154,12 +154,19 @@ class scheduler {
   T run_until_complete(task<T> t);
 
   lancer::clock& clock() noexcept { return clock_; }
-  // The time on the scheduler's clock. While the scheduler runs a steady clock, this is the
-  // time read at the start of the current turn: one clock read per turn instead of several
-  // per request (a read costs tens of nanoseconds on a virtual machine), and every thread in
-  // a turn sees the same time, as nginx's cached time does. A turn is short, so the lag is
-  // too. Outside a turn, and on a manual clock, it reads the clock.
-  lancer::clock::time_point now() const noexcept { return now_cached_ ? now_ : clock_.now(); }
+  // The time on the scheduler's clock. While the scheduler runs a steady clock, the clock is
+  // read at most once per turn, when first asked: one read per turn instead of several per
+  // request (a read costs tens of nanoseconds on a virtual machine), and every thread in a
+  // turn sees the same time, as nginx's cached time does. A turn is short, so the lag is too.
+  // Outside a turn, and on a manual clock, it reads the clock.
+  lancer::clock::time_point now() const noexcept {
+    if (!now_cached_) return clock_.now();
+    if (!now_fresh_) {
+      now_ = clock_.now();
+      now_fresh_ = true;
+    }
+    return now_;
+  }
   boost::asio::io_context& reactor() noexcept { return *reactor_; }
   const scheduler_stats& stats() const noexcept { return stats_; }
   std::size_t live_threads() const noexcept { return live_; }
@@ -257,9 +264,10 @@ class scheduler {
   std::vector<signal> internal_;  // the current turn's signals
   detail::timer_heap timers_;
   std::uint64_t turn_ = 0;
-  std::uint32_t since_poll_ = 0;     // deliveries since the reactor was last polled
-  lancer::clock::time_point now_{};  // the steady clock, read at the start of this turn
-  bool now_cached_ = false;          // now() returns now_ (a steady clock, inside a turn)
+  std::uint32_t since_poll_ = 0;             // deliveries since the reactor was last polled
+  mutable lancer::clock::time_point now_{};  // the steady clock, read once this turn
+  mutable bool now_fresh_ = false;           // now_ was read this turn
+  bool now_cached_ = false;                  // now() caches (a steady clock, inside a turn)
 
   std::mutex remote_mutex_;
   std::vector<signal> remote_;  // pushed from other OS threads (guarded by remote_mutex_)
