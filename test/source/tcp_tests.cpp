@@ -54,25 +54,36 @@ std::string read_until_closed(tcp::socket& s) {
   }
 }
 
+// A server on a TCP source at a free loopback port, logging warnings only while it lives.
+struct tcp_fixture {
+  explicit tcp_fixture(lancer::server::handler h) : srv(sched, std::move(h)) {
+    lancer::set_log_level(lancer::log_level::warn);
+    srv.attach_source(src);
+    srv.run();
+  }
+  ~tcp_fixture() { lancer::set_log_level(lancer::log_level::info); }
+  tcp_fixture(const tcp_fixture&) = delete;
+  tcp_fixture& operator=(const tcp_fixture&) = delete;
+
+  lancer::scheduler sched;
+  lancer::server srv;
+  lancer::tcp_source src{lancer::parse_address("tcp/$4:0")};
+};
+
 }  // namespace
 
 TEST_CASE("bytes cross a real TCP connection both ways, 4 MiB of them intact") {
-  lancer::set_log_level(lancer::log_level::warn);
-  lancer::scheduler sched;
-  lancer::server srv{sched, lancer_test::echo};
-  lancer::tcp_source src{lancer::parse_address("tcp/$4:0")};
-  srv.attach_source(src);
-  srv.run();
-  REQUIRE(src.port() != 0);
-  CHECK(src.name() == "tcp/127.0.0.1:" + std::to_string(src.port()));
+  tcp_fixture f{lancer_test::echo};
+  REQUIRE(f.src.port() != 0);
+  CHECK(f.src.name() == "tcp/127.0.0.1:" + std::to_string(f.src.port()));
 
   std::string payload(4u << 20, '\0');
   for (std::size_t i = 0; i < payload.size(); ++i)
     payload[i] = static_cast<char>(i * 7 % 251);
   std::string received;
-  const bool finished = lancer_test::run_with_client(sched, [&] {
+  const bool finished = lancer_test::run_with_client(f.sched, [&] {
     asio::io_context io;
-    tcp::socket s = connect_to(io, "127.0.0.1", src.port());
+    tcp::socket s = connect_to(io, "127.0.0.1", f.src.port());
     std::thread writer([&] {
       asio::write(s, asio::buffer(payload));
       s.shutdown(tcp::socket::shutdown_send);
@@ -84,22 +95,16 @@ TEST_CASE("bytes cross a real TCP connection both ways, 4 MiB of them intact") {
   });
   CHECK(finished);
   CHECK(received == payload);
-  lancer::set_log_level(lancer::log_level::info);
 }
 
 TEST_CASE("short reads, pauses and back-to-back writes: no byte and no wakeup is lost") {
   // After a read that came back short the transport waits for readiness before it reads
   // again. Bytes that land in between, or while the handler is busy, must still wake it.
-  lancer::set_log_level(lancer::log_level::warn);
-  lancer::scheduler sched;
-  lancer::server srv{sched, lancer_test::echo};
-  lancer::tcp_source src{lancer::parse_address("tcp/$4:0")};
-  srv.attach_source(src);
-  srv.run();
+  tcp_fixture f{lancer_test::echo};
   std::string sent, received;
-  const bool finished = lancer_test::run_with_client(sched, [&] {
+  const bool finished = lancer_test::run_with_client(f.sched, [&] {
     asio::io_context io;
-    tcp::socket s = connect_to(io, "127.0.0.1", src.port());
+    tcp::socket s = connect_to(io, "127.0.0.1", f.src.port());
     s.set_option(tcp::no_delay(true));
     for (int i = 0; i < 600; ++i) {
       const std::string piece(static_cast<std::size_t>(1 + i % 37),
@@ -123,27 +128,21 @@ TEST_CASE("short reads, pauses and back-to-back writes: no byte and no wakeup is
   CHECK(finished);
   CHECK(received.size() == sent.size());
   CHECK(received == sent);
-  lancer::set_log_level(lancer::log_level::info);
 }
 
 TEST_CASE("bytes and the peer's half-close arriving together: all bytes, then EOF") {
   // The edge for the bytes and the FIN can be one: a short read must not make the transport
   // wait for an edge that already came (the EOF is still to be read).
-  lancer::set_log_level(lancer::log_level::warn);
-  lancer::scheduler sched;
-  lancer::server srv{sched, [](connection& c, frame& f, pubframe& p) -> task<> {
-                       // Both edges have come and gone before the first read.
-                       co_await lancer::sleep_for(std::chrono::milliseconds(20));
-                       co_await lancer_test::echo(c, f, p);
-                     }};
-  lancer::tcp_source src{lancer::parse_address("tcp/$4:0")};
-  srv.attach_source(src);
-  srv.run();
+  tcp_fixture f{[](connection& c, frame& fr, pubframe& p) -> task<> {
+    // Both edges have come and gone before the first read.
+    co_await lancer::sleep_for(std::chrono::milliseconds(20));
+    co_await lancer_test::echo(c, fr, p);
+  }};
   std::string all;
-  const bool finished = lancer_test::run_with_client(sched, [&] {
+  const bool finished = lancer_test::run_with_client(f.sched, [&] {
     for (int i = 0; i < 5; ++i) {
       asio::io_context io;
-      tcp::socket s = connect_to(io, "127.0.0.1", src.port());
+      tcp::socket s = connect_to(io, "127.0.0.1", f.src.port());
       asio::write(s, asio::buffer(std::string("ping")));
       s.shutdown(tcp::socket::shutdown_send);
       all += read_until_closed(s);
@@ -152,29 +151,23 @@ TEST_CASE("bytes and the peer's half-close arriving together: all bytes, then EO
   CHECK(finished);
   CHECK(all.size() == 5 * 4);
   CHECK(all.find_first_not_of("ping") == std::string::npos);
-  lancer::set_log_level(lancer::log_level::info);
 }
 
 TEST_CASE("a reader that starts late gets 8 MiB intact: writes wait for the socket's edge") {
-  lancer::set_log_level(lancer::log_level::warn);
   constexpr std::size_t k_size = 8u << 20;
-  lancer::scheduler sched;
-  lancer::server srv{sched, [](connection& c, frame&, pubframe&) -> task<> {
-                       std::string piece(64 * 1024, '\0');
-                       for (std::size_t sent = 0; sent < k_size; sent += piece.size()) {
-                         for (std::size_t i = 0; i < piece.size(); ++i)
-                           piece[i] = static_cast<char>((sent + i) * 13 % 251);
-                         co_await c.send(piece);  // waits above the high-water mark
-                       }
-                       co_await c.flush();
-                     }};
-  lancer::tcp_source src{lancer::parse_address("tcp/$4:0")};
-  srv.attach_source(src);
-  srv.run();
+  tcp_fixture f{[](connection& c, frame&, pubframe&) -> task<> {
+    std::string piece(64 * 1024, '\0');
+    for (std::size_t sent = 0; sent < k_size; sent += piece.size()) {
+      for (std::size_t i = 0; i < piece.size(); ++i)
+        piece[i] = static_cast<char>((sent + i) * 13 % 251);
+      co_await c.send(piece);  // waits above the high-water mark
+    }
+    co_await c.flush();
+  }};
   std::string received;
-  const bool finished = lancer_test::run_with_client(sched, [&] {
+  const bool finished = lancer_test::run_with_client(f.sched, [&] {
     asio::io_context io;
-    tcp::socket s = connect_to(io, "127.0.0.1", src.port());
+    tcp::socket s = connect_to(io, "127.0.0.1", f.src.port());
     std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the socket buffers fill
     boost::system::error_code ec;
     asio::read(s, asio::dynamic_buffer(received), ec);
@@ -185,29 +178,24 @@ TEST_CASE("a reader that starts late gets 8 MiB intact: writes wait for the sock
   for (std::size_t i = 0; i < k_size && intact; ++i)
     intact = received[i] == static_cast<char>(i * 13 % 251);
   CHECK(intact);
-  lancer::set_log_level(lancer::log_level::info);
 }
 
 TEST_CASE("a reset while the handler waits for input ends its read with an error, quietly") {
-  lancer::scheduler sched;
   std::string error;
-  lancer::server srv{sched, [&](connection& c, frame&, pubframe&) -> task<> {
-                       try {
-                         for (;;) {
-                           const std::size_t n = co_await c.read();
-                           c.consume(c.buffered().size());
-                           if (n == 0 && c.at_eof()) break;
-                         }
-                       } catch (const std::system_error& e) {
-                         error = e.code().message();
-                       }
-                     }};
-  lancer::tcp_source src{lancer::parse_address("tcp/$4:0")};
-  srv.attach_source(src);
-  srv.run();
-  const bool finished = lancer_test::run_with_client(sched, [&] {
+  tcp_fixture f{[&](connection& c, frame&, pubframe&) -> task<> {
+    try {
+      for (;;) {
+        const std::size_t n = co_await c.read();
+        c.consume(c.buffered().size());
+        if (n == 0 && c.at_eof()) break;
+      }
+    } catch (const std::system_error& e) {
+      error = e.code().message();
+    }
+  }};
+  const bool finished = lancer_test::run_with_client(f.sched, [&] {
     asio::io_context io;
-    tcp::socket s = connect_to(io, "127.0.0.1", src.port());
+    tcp::socket s = connect_to(io, "127.0.0.1", f.src.port());
     asio::write(s, asio::buffer(std::string("hello")));
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     s.set_option(asio::socket_base::linger(true, 0));  // close sends RST
@@ -220,18 +208,13 @@ TEST_CASE("a reset while the handler waits for input ends its read with an error
 }
 
 TEST_CASE("a burst of 300 connections at once is accepted and every one answered") {
-  lancer::set_log_level(lancer::log_level::warn);
-  lancer::scheduler sched;
-  lancer::server srv{sched, lancer_test::echo};
-  lancer::tcp_source src{lancer::parse_address("tcp/$4:0")};
-  srv.attach_source(src);
-  srv.run();
+  tcp_fixture f{lancer_test::echo};
   int answered = 0;
-  const bool finished = lancer_test::run_with_client(sched, [&] {
+  const bool finished = lancer_test::run_with_client(f.sched, [&] {
     asio::io_context io;
     std::vector<tcp::socket> socks;
     for (int i = 0; i < 300; ++i) {
-      socks.push_back(connect_to(io, "127.0.0.1", src.port()));
+      socks.push_back(connect_to(io, "127.0.0.1", f.src.port()));
       asio::write(socks.back(), asio::buffer(std::to_string(1000 + i)));
     }
     for (int i = 0; i < 300; ++i) {
@@ -242,34 +225,28 @@ TEST_CASE("a burst of 300 connections at once is accepted and every one answered
   });
   CHECK(finished);
   CHECK(answered == 300);
-  lancer::set_log_level(lancer::log_level::info);
 }
 
 TEST_CASE("a connection names both ends; a scheduler whose connections are gone runs out of work") {
-  lancer::set_log_level(lancer::log_level::warn);
-  lancer::scheduler sched;
   std::string peer, local;
-  lancer::server srv{sched, [&](connection& c, frame&, pubframe&) -> task<> {
-                       peer = c.peer_address();
-                       local = c.local_address();
-                       co_await c.read();
-                       c.write("bye");
-                     }};
-  lancer::tcp_source src{lancer::parse_address("tcp/$4:0")};
-  srv.attach_source(src);
-  srv.run();
+  tcp_fixture f{[&](connection& c, frame&, pubframe&) -> task<> {
+    peer = c.peer_address();
+    local = c.local_address();
+    co_await c.read();
+    c.write("bye");
+  }};
   std::uint16_t client_port = 0;
-  CHECK(lancer_test::run_with_client(sched, [&] {
+  CHECK(lancer_test::run_with_client(f.sched, [&] {
     asio::io_context io;
-    tcp::socket s = connect_to(io, "127.0.0.1", src.port());
+    tcp::socket s = connect_to(io, "127.0.0.1", f.src.port());
     client_port = s.local_endpoint().port();
     asio::write(s, asio::buffer(std::string("x")));
     std::string back(3, '\0');
     asio::read(s, asio::buffer(back));
   }));
   CHECK(peer == "127.0.0.1:" + std::to_string(client_port));
-  CHECK(local == "127.0.0.1:" + std::to_string(src.port()));
-  src.stop();
+  CHECK(local == "127.0.0.1:" + std::to_string(f.src.port()));
+  f.src.stop();
   // Nothing is left to wait for: no listener, no connection. run() must return.
   std::atomic<bool> returned{false}, forced{false};
   std::thread watchdog([&] {
@@ -277,15 +254,14 @@ TEST_CASE("a connection names both ends; a scheduler whose connections are gone 
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     if (!returned) {
       forced = true;
-      sched.stop();
+      f.sched.stop();
     }
   });
-  sched.run();
+  f.sched.run();
   returned = true;
   watchdog.join();
   CHECK_FALSE(forced);
-  CHECK(srv.connections() == 0);
-  lancer::set_log_level(lancer::log_level::info);
+  CHECK(f.srv.connections() == 0);
 }
 
 TEST_CASE("IPv6 loopback works when the machine has it") {
