@@ -544,7 +544,8 @@ task<bool> serve_one(const request_handler& h, const limits& lim, const access_h
         e.what());
     failed = true;
   }
-  if (!req.answered() && !c.closed()) co_await io::after_handler(c, req, failed);
+  const bool unanswered = !req.answered() && !c.closed();
+  if (unanswered) co_await io::after_handler(c, req, failed);
   if (log_to) log_to(c, req);
   bool more = false;
   if (!failed) {

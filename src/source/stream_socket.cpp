@@ -217,15 +217,14 @@ int accept_burst(int listen_fd, server& srv, poll_set& set, bool no_delay) {
       const int on = 1;
       ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
     }
-    std::unique_ptr<stream_transport> t;
     try {
-      t = std::make_unique<stream_transport>(fd, set, reinterpret_cast<const sockaddr*>(&peer),
-                                             len);
+      srv.add_connection(std::make_unique<stream_transport>(
+          fd, set, reinterpret_cast<const sockaddr*>(&peer), len));
     } catch (const std::exception& e) {
+      // Out of memory, or the kernel would not watch one more socket: this connection is
+      // closed (by the transport's destructor), the listener and the others carry on.
       log(log_level::warn, "server", "connection dropped: {}", e.what());
-      continue;
     }
-    srv.add_connection(std::move(t));
   }
   return 0;  // more may be waiting: the listener's next wait sees it at once
 }
