@@ -2,8 +2,9 @@
 //
 //   build/release/examples/echo/echo [BODY]
 //
-// Until lancer has its TCP source, main() serves the handler through the fake source: it POSTs
-// BODY (default "ping") in chunked encoding and prints the raw response.
+// main() serves the handler through the fake source, in memory: it POSTs BODY (default
+// "ping") in chunked encoding and prints the raw response. lancer-serve's /echo route serves
+// the same handler over TCP (src/serve/main.cpp).
 #include <cstdio>
 #include <string>
 

@@ -2,8 +2,9 @@
 //
 //   build/release/examples/hello/hello [REQUEST...]
 //
-// Until lancer has its TCP source, main() serves the handler through the fake source: each
-// argument is sent as a request path (default: /plaintext), and the raw response is printed.
+// main() serves the handler through the fake source, in memory: each argument is sent as a
+// request path (default: /plaintext), and the raw response is printed. To serve a handler over
+// TCP, attach a lancer::tcp_source instead, as src/serve/main.cpp (lancer-serve) does.
 #include <cstdio>
 #include <string>
 
