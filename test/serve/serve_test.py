@@ -186,6 +186,64 @@ class ServeTests(unittest.TestCase):
         self.assertFalse(os.path.exists(self.s.pid_file))
 
 
+class RoughClientTests(unittest.TestCase):
+    """Clients that stop half-way, reset, half-close or pipeline, many at once, over real
+    sockets: the server answers what it can, closes what it must, keeps no descriptor for a
+    connection that is gone, and serves a normal request afterwards."""
+
+    def setUp(self):
+        self.s = Server()
+        self.addCleanup(self.s.stop)
+
+    def open_fds(self):
+        return len(os.listdir(f"/proc/{self.s.proc.pid}/fd"))
+
+    def test_rough_clients_leave_no_descriptor_behind(self):
+        before = self.open_fds()
+        req = b"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n"
+        socks = []
+        for i in range(300):
+            s = socket.create_connection(("127.0.0.1", self.s.port), timeout=10)
+            kind = i % 5
+            if kind == 0:    # half a request, then a reset
+                s.sendall(req[:10])
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+            elif kind == 1:  # a whole request and the half-close in one go
+                s.sendall(req)
+                s.shutdown(socket.SHUT_WR)
+            elif kind == 2:  # three pipelined requests and a reset before reading
+                s.sendall(req * 3)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+            elif kind == 3:  # garbage
+                s.sendall(b"\x00\x01 not http\r\n\r\n")
+            else:            # a good request, answered and read
+                s.sendall(req)
+            socks.append((kind, s))
+        answered = 0
+        for kind, s in socks:
+            if kind in (1, 3, 4):
+                s.settimeout(10)
+                got = b""
+                while kind != 4 or b"Hello, World!" not in got:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    got += chunk
+                if kind == 3:
+                    self.assertTrue(got.startswith(b"HTTP/1.1 400"), got[:40])
+                elif b"Hello, World!" in got:
+                    answered += 1
+            s.close()
+        self.assertEqual(answered, 120)  # every kind-1 and kind-4 client got its answer
+        deadline = time.time() + 10
+        while self.open_fds() > before and time.time() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(self.open_fds(), before)
+        c = self.s.connect(self)
+        c.request("GET", "/plaintext")
+        self.assertEqual(c.getresponse().read(), b"Hello, World!")
+
+
 class FlagTests(unittest.TestCase):
     def run_serve(self, *args):
         return subprocess.run([SERVE, *args], capture_output=True, timeout=20)
