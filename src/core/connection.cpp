@@ -39,6 +39,9 @@ void connection::set_timeout(clock::duration d) noexcept {
 void connection::clear_deadline() noexcept {
   server_.clear_deadline(desc_);
 }
+clock::time_point connection::now() const noexcept {
+  return server_.sched().now();
+}
 clock::time_point connection::deadline() const noexcept {
   return desc_.due;
 }

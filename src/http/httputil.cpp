@@ -16,6 +16,9 @@ namespace beast = boost::beast;
 
 namespace {
 
+constexpr unsigned k_max_empty_lines = 4;    // ignored before a request line (RFC 9112 2.2)
+constexpr std::size_t k_line_overhead = 64;  // a request line's bytes besides its target
+
 // The Date header value, formatted at most once a second per OS thread.
 std::string_view http_date() {
   thread_local std::time_t cached_at = 0;
@@ -131,6 +134,7 @@ struct io {
       write_head(c, 11, status, "text/plain", framing::length, reason.size() + 1, true, {});
       c.write(reason);
       c.write("\n");
+      req.bytes_sent_ = reason.size() + 1;
       try {
         co_await c.flush();
       } catch (const std::system_error&) {
@@ -212,19 +216,92 @@ struct io {
       co_await reject(c, req, make_error_code(error::incomplete));
       co_return false;
     }
-    c.set_timeout(lim.body_timeout);  // progress: the body timeout starts again
+    req.body_received_ += *n;
+    arm_body_deadline(c, req, lim);  // progress earns time, at the minimum rate
     co_return true;
   }
 
-  // Feeds the buffered bytes to the request's parser. On success the request's header is
-  // read and the body timeout runs; need_more asks for more bytes; anything else is bad.
+  // Before the parser sees a request: skips a few empty lines (RFC 9112 2.2), waits for the
+  // whole request line, and checks that it ends in an HTTP version. Beast waits for more
+  // input after a line without one ("GET / \r\n\r\n" would get 408, not 400), and refuses
+  // HTTP/1.2 to 1.9, which RFC 9110 2.5 answers as 1.1. Sets req.line_size_ when the line is
+  // whole and fit for the parser.
+  static beast::error_code start_line(connection& c, request& req, const limits& lim) {
+    std::string_view in = c.buffered();
+    while (!in.empty() && (in[0] == '\r' || in[0] == '\n')) {
+      const std::size_t n = in[0] == '\n' ? 1 : 2;
+      if (in.size() < n) return beast::http::error::need_more;
+      if (n == 2 && in[1] != '\n') return error::bad_request_line;  // a bare CR
+      if (++req.empty_lines_ > k_max_empty_lines) return error::bad_request_line;
+      c.consume(n);
+      in = c.buffered();
+    }
+    const std::size_t longest = lim.target + k_line_overhead;
+    const std::size_t eol = in.substr(0, longest + 1).find('\n');
+    if (eol == std::string_view::npos) {
+      return in.size() > longest ? beast::error_code(error::target_too_long)
+                                 : beast::error_code(beast::http::error::need_more);
+    }
+    // method SP request-target SP HTTP-version CRLF; Beast reads the method and the target.
+    const std::string_view line = in.substr(0, eol + 1);
+    const auto digit = [](char ch) { return ch >= '0' && ch <= '9'; };
+    if (line.size() < 14 || line[line.size() - 2] != '\r' || line[line.size() - 11] != ' ') {
+      return error::bad_request_line;
+    }
+    const std::string_view v = line.substr(line.size() - 10, 8);
+    if (v.substr(0, 5) != "HTTP/" || !digit(v[5]) || v[6] != '.' || !digit(v[7])) {
+      return error::bad_request_line;
+    }
+    if (v[5] != '1') return error::version_not_supported;
+    req.line_size_ = static_cast<std::uint32_t>(line.size());
+    return {};
+  }
+
+  // Feeds the parser the buffered bytes it has not consumed yet. On success the request's
+  // header is read and the body deadline runs; need_more asks for more bytes; anything else
+  // is bad.
   static beast::error_code parse(connection& c, request& req, const limits& lim) {
-    if (req.parser_ == nullptr) req.parser_ = new detail::request_parser(req, lim);
     beast::error_code ec;
+    if (req.line_size_ == 0) {
+      ec = start_line(c, req, lim);
+      if (ec) return ec;
+      req.parser_ = new detail::request_parser(req, lim, req.line_size_);
+      const std::string_view in = c.buffered();
+      if (in[req.line_size_ - 3] != '0' && in[req.line_size_ - 3] != '1') {
+        // HTTP/1.2 to 1.9: the parser reads the line as 1.1, from a copy.
+        std::string line(in.substr(0, req.line_size_));
+        line[req.line_size_ - 3] = '1';
+        req.parsed_ = static_cast<std::uint32_t>(req.parser_->feed(line.data(), 0, line, ec));
+        if (ec && ec != beast::http::error::need_more) return ec;
+      }
+    }
     const std::string_view in = c.buffered();
-    req.parser_->feed(in.data(), 0, in, ec);
-    if (!ec) c.set_timeout(lim.body_timeout);
+    req.parsed_ += static_cast<std::uint32_t>(
+        req.parser_->feed(in.data(), req.parsed_, in.substr(req.parsed_), ec));
+    if (ec == beast::http::error::need_more && in.size() - req.line_size_ > lim.header_bytes) {
+      // Everything buffered belongs to this unfinished header block.
+      ec = beast::http::error::header_limit;
+    }
+    if (!ec) {
+      req.body_started_at_ = c.now();
+      arm_body_deadline(c, req, lim);
+    }
     return ec;
+  }
+
+  // The body deadline: `body_timeout` after the header, plus a second per `body_min_rate`
+  // bytes of body received; or, with no rate, `body_timeout` after the last progress.
+  static void arm_body_deadline(connection& c, const request& req, const limits& lim) {
+    if (lim.body_min_rate == 0) {
+      c.set_timeout(lim.body_timeout);
+      return;
+    }
+    const std::uint64_t whole = req.body_received_ / lim.body_min_rate;
+    const std::uint64_t part = req.body_received_ % lim.body_min_rate;
+    const auto earned = std::chrono::seconds(whole) +
+                        std::chrono::microseconds(part * 1'000'000 / lim.body_min_rate);
+    c.set_deadline(req.body_started_at_ + lim.body_timeout +
+                   std::chrono::duration_cast<clock::duration>(earned));
   }
 
   // The common case of wait() for a fresh request, without a coroutine frame: a whole header
@@ -289,11 +366,14 @@ struct io {
   static task<> reject_timeout(connection& c, request& req) {
     write_head(c, 11, 408, "text/plain", framing::length, 16, true, {});
     c.write("Request Timeout\n");
+    req.keep_alive_ = false;
+    req.answered_ = true;
+    req.status_ = 408;
+    req.bytes_sent_ = 16;
     try {
       co_await c.flush();
     } catch (const std::system_error&) {
     }
-    req.keep_alive_ = false;
     c.close();
   }
 

@@ -28,6 +28,81 @@ std::string_view request::body() const noexcept {
               static_cast<std::uint32_t>(body_in_buffer_));
 }
 
+std::string_view request::host() const noexcept {
+  if (absolute_form_) return view(authority_off_, authority_len_);
+  return headers().get("Host");
+}
+
+namespace {
+
+bool host_char(unsigned char c) noexcept {
+  // unreserved / sub-delims / "%" of pct-encoded (RFC 3986 3.2.2 reg-name)
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+  switch (c) {
+    case '-':
+    case '.':
+    case '_':
+    case '~':
+    case '!':
+    case '$':
+    case '&':
+    case '\'':
+    case '(':
+    case ')':
+    case '*':
+    case '+':
+    case ',':
+    case ';':
+    case '=':
+    case '%':
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool hex_digit(char c) noexcept {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+}  // namespace
+
+bool valid_host(std::string_view a) noexcept {
+  std::string_view host = a;
+  std::string_view port;
+  if (!a.empty() && a.front() == '[') {
+    // IP-literal: hex digits, ':' and '.' (IPv6), or "v1.x" (IPvFuture), then ']'.
+    const std::size_t close = a.find(']');
+    if (close == std::string_view::npos || close < 3) return false;
+    for (const char c : a.substr(1, close - 1)) {
+      if (!hex_digit(c) && c != ':' && c != '.' && c != 'v' && c != 'V') return false;
+    }
+    host = a.substr(0, close + 1);
+    const std::string_view after = a.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') return false;
+      port = after.substr(1);
+    }
+  } else if (const std::size_t colon = a.rfind(':'); colon != std::string_view::npos) {
+    host = a.substr(0, colon);
+    port = a.substr(colon + 1);
+  }
+  if (host.empty()) return a.empty();
+  if (host.front() != '[') {
+    for (std::size_t i = 0; i < host.size(); ++i) {
+      const auto c = static_cast<unsigned char>(host[i]);
+      if (!host_char(c)) return false;
+      if (c == '%' && (i + 2 >= host.size() || !hex_digit(host[i + 1]) || !hex_digit(host[i + 2])))
+        return false;
+    }
+  }
+  if (port.size() > 5) return false;
+  for (const char c : port) {
+    if (c < '0' || c > '9') return false;
+  }
+  return true;
+}
+
 const http::headers& request::headers() const noexcept {
   // The buffer may have moved (grown) since parsing: the offsets stay right.
   headers_.rebase(conn_ != nullptr ? conn_->buffered().data() : nullptr);
@@ -37,6 +112,11 @@ const http::headers& request::headers() const noexcept {
 void request::reset() noexcept {
   headers_.clear();
   method_off_ = method_len_ = target_off_ = target_len_ = 0;
+  authority_off_ = authority_len_ = 0;
+  absolute_form_ = false;
+  target_copy_.clear();
+  line_size_ = parsed_ = 0;
+  empty_lines_ = 0;
   version_ = 11;
   content_length_.reset();
   chunked_ = answered_ = continue_expected_ = streaming_ = false;
@@ -44,7 +124,8 @@ void request::reset() noexcept {
   bytes_sent_ = 0;
   keep_alive_ = true;
   header_size_ = body_in_buffer_ = 0;
-  body_left_ = 0;
+  body_left_ = body_received_ = 0;
+  body_started_at_ = {};
   body_started_ = body_done_ = false;
   delete parser_;
   parser_ = nullptr;
@@ -83,6 +164,12 @@ class category final : public boost::system::error_category {
         return "Content-Length with Transfer-Encoding";
       case error::incomplete:
         return "incomplete request";
+      case error::bad_request_line:
+        return "bad request line";
+      case error::bad_host:
+        return "bad Host";
+      case error::bad_target:
+        return "bad request target";
     }
     return "unknown lancer.http error";
   }
@@ -133,18 +220,11 @@ bool clean_value(std::string_view v) noexcept {
 
 }  // namespace
 
-// A request line whose version is well formed ("HTTP/d.d") but not 1.x: 505, not 400.
-bool request_parser::unsupported_version(std::string_view bytes) noexcept {
-  const std::size_t eol = bytes.find("\r\n");
-  if (eol == std::string_view::npos || eol < 8) return false;
-  const std::string_view v = bytes.substr(eol - 8, 8);
-  const auto digit = [](char c) { return c >= '0' && c <= '9'; };
-  return v.substr(0, 5) == "HTTP/" && digit(v[5]) && v[6] == '.' && digit(v[7]) && v[5] != '1';
-}
-
-request_parser::request_parser(request& req, const limits& lim) : req_(req), limits_(lim) {
-  // The request line counts against the target limit, not the header limit.
-  header_limit(static_cast<std::uint32_t>(lim.header_bytes + lim.target + 64));
+request_parser::request_parser(request& req, const limits& lim, std::size_t line_size)
+    : req_(req), limits_(lim) {
+  // Room for the request line and the header block. Beast counts this per call from where
+  // the previous call stopped, so it is a backstop: wait() enforces `header_bytes` exactly.
+  header_limit(static_cast<std::uint32_t>(line_size + lim.header_bytes + 4));
   body_limit(lim.body);
   eager(false);
 }
@@ -157,22 +237,10 @@ std::size_t request_parser::feed(const char* request_start, std::size_t offset,
                                  std::string_view bytes, error_code& ec) {
   base_ = request_start;
   end_ = bytes.data() + bytes.size();
-  if (offset == 0 && unsupported_version(bytes)) {
-    fail(ec, error::version_not_supported);
-    return 0;
-  }
-  std::size_t n = put(boost::asio::buffer(bytes.data(), bytes.size()), ec);
-  if (ec == beast::http::error::header_limit) {
-    // Beast counts the request line too: tell a long target (414) from a long header (431).
-    const std::string_view all(request_start, offset + bytes.size());
-    const std::size_t eol = all.find('\n');
-    if (eol == std::string_view::npos || eol > limits_.target + 32)
-      fail(ec, error::target_too_long);
-  }
+  const std::size_t n = put(boost::asio::buffer(bytes.data(), bytes.size()), ec);
   if (!ec && is_header_done() && req_.header_size_ == 0) {
     req_.header_size_ = offset + n;
-    const std::size_t line = std::string_view(request_start, req_.header_size_).find('\n') + 1;
-    if (req_.header_size_ - line > limits_.header_bytes) {
+    if (req_.header_size_ - req_.line_size_ > limits_.header_bytes) {
       ec = beast::http::error::header_limit;
     }
   }
@@ -182,16 +250,54 @@ std::size_t request_parser::feed(const char* request_start, std::size_t offset,
 void request_parser::on_request_impl(verb, string_view method_str, string_view target, int version,
                                      error_code& ec) {
   if (target.size() > limits_.target) return fail(ec, error::target_too_long);
-  if (version != 10 && version != 11) {
-    // HTTP/1.2 and later 1.x are answered as 1.1 would be (RFC 9110, 2.5); 0.9 and 2+ are not.
-    if (version / 10 != 1) return fail(ec, error::version_not_supported);
-    version = 11;
-  }
   req_.method_off_ = offset_of(method_str);
   req_.method_len_ = static_cast<std::uint32_t>(method_str.size());
   req_.target_off_ = offset_of(target);
   req_.target_len_ = static_cast<std::uint32_t>(target.size());
-  req_.version_ = static_cast<unsigned>(version);
+  req_.version_ = static_cast<unsigned>(version);  // Beast passes 10 or 11 only
+  target_form(method_str, target, ec);
+}
+
+// RFC 9112 3.2: origin form ("/path?q") for most methods, absolute form ("http://h/p") for
+// any, authority form ("h:443") for CONNECT and asterisk form ("*") for OPTIONS only.
+void request_parser::target_form(string_view method_sv, string_view target_sv, error_code& ec) {
+  const std::string_view method(method_sv.data(), method_sv.size());
+  const std::string_view target(target_sv.data(), target_sv.size());
+  if (method == "CONNECT") {
+    if (!valid_host(target) || target.find(':') == std::string_view::npos) {
+      return fail(ec, error::bad_target);
+    }
+    return;
+  }
+  if (target.front() == '/') return;
+  if (target == "*") {
+    if (method != "OPTIONS") return fail(ec, error::bad_target);
+    return;
+  }
+  std::size_t scheme = 0;
+  if (target.size() >= 7 && iequals(target.substr(0, 7), "http://")) {
+    scheme = 7;
+  } else if (target.size() >= 8 && iequals(target.substr(0, 8), "https://")) {
+    scheme = 8;
+  } else {
+    return fail(ec, error::bad_target);
+  }
+  const std::string_view rest = target.substr(scheme);
+  const std::size_t path = std::min(rest.find('/'), rest.find('?'));
+  const std::string_view authority = rest.substr(0, path);
+  if (authority.empty() || !valid_host(authority)) return fail(ec, error::bad_host);
+  req_.absolute_form_ = true;
+  req_.authority_off_ = offset_of(string_view(authority.data(), authority.size()));
+  req_.authority_len_ = static_cast<std::uint32_t>(authority.size());
+  if (path == std::string_view::npos || rest[path] == '?') {
+    // No path: the origin form is "/" and the query, if any (RFC 9112 3.2.1).
+    req_.target_copy_.assign(1, '/');
+    if (path != std::string_view::npos)
+      req_.target_copy_.append(rest.data() + path, rest.size() - path);
+  } else {
+    req_.target_off_ = offset_of(string_view(rest.data() + path, rest.size() - path));
+    req_.target_len_ = static_cast<std::uint32_t>(rest.size() - path);
+  }
 }
 
 void request_parser::on_field_impl(field name, string_view name_string, string_view value,
@@ -202,7 +308,10 @@ void request_parser::on_field_impl(field name, string_view name_string, string_v
   if (!within(value) || !within(name_string)) return fail(ec, error::bad_field_value);
   const std::string_view v(value.data(), value.size());
   if (!clean_value(v)) return fail(ec, error::bad_field_value);
-  if (name == field::host) ++hosts_;
+  if (name == field::host) {
+    ++hosts_;
+    if (!valid_host(v)) return fail(ec, error::bad_host);
+  }
   if (name == field::transfer_encoding) {
     ++transfer_encodings_;
     // Only chunked is implemented; it must come last, once (RFC 9112, 6.1).

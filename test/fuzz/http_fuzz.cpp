@@ -1,60 +1,105 @@
-// libFuzzer target: arbitrary bytes, in arbitrary fragments, through the fake source into a
-// server running httputil. Whatever the input, the server must answer or close, never crash,
-// hang, leak or touch memory it does not own (ASan and UBSan watch).
+// libFuzzer target, differential: any bytes, sent to a server running httputil whole, in the
+// fragments the input chooses, and cut at a point it chooses, must get byte-identical answers
+// (Date values and interim 100 Continue aside: see lancer_test::comparable). Every answer
+// must also be well formed, and no connection may outlive its deadlines. ASan and UBSan
+// watch for the rest.
 //
-//   scripts/test runs it for a bounded time; by hand:
+//   scripts/test runs it for a fixed number of inputs; by hand:
 //   build/fuzz/test/fuzz/http_fuzz -max_total_time=60 test/fuzz/corpus/http
 //
-// Input: the first byte picks the fragment size (1..32 bytes, or 0 for everything at once);
-// the rest is what the client sends, then it half-closes and time runs past every timeout.
+// Input: byte 0 picks the fragment size (1..32 bytes, or 0 for no fragments); bytes 1 and 2
+// pick a cut point; the rest is what the client sends, after which it half-closes.
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <string>
 #include <string_view>
+#include <vector>
 
-#include "lancer/http/httputil.hpp"
+#include "http_app.hpp"
 #include "lancer/log.hpp"
-#include "lancer/source/fake.hpp"
 
 namespace http = lancer::http;
 
 namespace {
 
-lancer::task<> app(lancer::connection& c, http::request& req, lancer::frame&, lancer::pubframe&) {
-  if (req.target() == "/echo") {
-    const auto body = co_await http::read_body(c, req);
-    if (!body) co_return;
-    co_await http::respond_on(c, req, 200, "application/octet-stream", *body);
-  } else {
-    co_await http::respond_on(c, req, 200, "text/plain", "Hello, World!");
+[[noreturn]] void fail(const char* what, const std::string& a, const std::string& b) {
+  std::fprintf(stderr, "http_fuzz: %s\n--- whole (%zu bytes):\n%s\n--- other (%zu bytes):\n%s\n",
+               what, a.size(), a.c_str(), b.size(), b.c_str());
+  __builtin_trap();
+}
+
+// Checks that `out` is a sequence of whole HTTP/1.1 responses, each with a status line, a
+// header block and Content-Length body bytes (none for HEAD; the app sends no other framing).
+void check_well_formed(const std::string& out) {
+  std::string_view rest = out;
+  while (!rest.empty()) {
+    if (rest.substr(0, 9) != "HTTP/1.1 " || rest.size() < 12) fail("bad status line", out, "");
+    const std::size_t end = rest.find("\r\n\r\n");
+    if (end == std::string_view::npos) fail("unterminated response head", out, "");
+    const std::string_view head = rest.substr(0, end + 2);
+    const std::size_t cl = head.find("\r\nContent-Length: ");
+    std::uint64_t length = 0;
+    if (cl != std::string_view::npos) {
+      for (std::size_t i = cl + 18; i < head.size() && head[i] != '\r'; ++i)
+        length = length * 10 + static_cast<std::uint64_t>(head[i] - '0');
+    }
+    rest.remove_prefix(end + 4);
+    // An answer to HEAD has a Content-Length and no body: then the next response (or the
+    // end) follows the head at once.
+    const bool next_at_once = rest.empty() || rest.substr(0, 9) == "HTTP/1.1 ";
+    if (rest.size() >= length && (rest.size() == length || rest.substr(length, 9) == "HTTP/1.1 ")) {
+      rest.remove_prefix(length);
+    } else if (!next_at_once) {
+      fail("a body that does not match its Content-Length", out, "");
+    }
   }
+}
+
+// The whole input through a server, checking that no connection outlives its deadlines.
+std::string run_whole_checked(std::string_view input, const http::limits& lim) {
+  lancer::scheduler sched{lancer::clock::manual()};
+  lancer::server srv{sched, http::serve(lancer_test::http_app, lim)};
+  lancer::fake_source fake;
+  srv.attach_source(fake);
+  srv.run();
+  lancer::fake_client client = fake.connect();
+  client.write(input);
+  sched.run_until_idle();
+  std::string out = client.read();
+  client.shutdown_write();
+  sched.run_until_idle();
+  out += client.read();
+  sched.advance(std::chrono::minutes(5));        // past every timeout, grace and linger
+  if (srv.connections() != 0) __builtin_trap();  // a connection outlived every deadline
+  return lancer_test::comparable(out + client.read());
 }
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   lancer::set_log_level(lancer::log_level::off);
-  if (size == 0) return 0;
+  if (size < 3) return 0;
   const std::size_t fragment = data[0] % 33;
-  const std::string_view input(reinterpret_cast<const char*>(data + 1), size - 1);
-
-  lancer::scheduler sched{lancer::clock::manual()};
+  const std::size_t cut_at = static_cast<std::size_t>(data[1]) << 8 | data[2];
+  const std::string_view input(reinterpret_cast<const char*>(data + 3), size - 3);
   http::limits lim;
   lim.body = 4096;
-  lancer::server srv{sched, http::serve(app, lim)};
-  lancer::fake_source fake;
-  srv.attach_source(fake);
-  srv.run();
-  lancer::fake_client client = fake.connect();
-  const std::size_t step = fragment == 0 ? input.size() : fragment;
-  for (std::size_t at = 0; at < input.size() && !client.server_closed(); at += step) {
-    client.write(input.substr(at, step));
-    sched.run_until_idle();
-    client.read();
+
+  const std::string whole = run_whole_checked(input, lim);
+  check_well_formed(whole);
+  if (fragment != 0) {
+    std::vector<std::size_t> cuts;
+    for (std::size_t at = fragment; at < input.size(); at += fragment)
+      cuts.push_back(at);
+    const std::string pieces = lancer_test::run_split(input, cuts, lim);
+    if (pieces != whole) fail("fragments answered differently", whole, pieces);
   }
-  if (!client.server_closed()) client.shutdown_write();
-  sched.run_until_idle();
-  client.read();
-  sched.advance(std::chrono::minutes(5));        // past every timeout and grace period
-  if (srv.connections() != 0) __builtin_trap();  // a connection outlived every deadline
+  if (!input.empty()) {
+    const std::size_t cut[] = {cut_at % input.size()};
+    const std::string two = lancer_test::run_split(input, cut, lim);
+    if (two != whole) fail("two pieces answered differently", whole, two);
+  }
   return 0;
 }

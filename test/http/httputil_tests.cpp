@@ -241,6 +241,8 @@ TEST_CASE("bad input is answered with its status and Connection: close, then clo
       {"bare CR", "GET / HTTP/1.1\rHost: x\r\n\r\n", 400},
       {"bad version", "GET / HTTP/x.y\r\nHost: x\r\n\r\n", 400},
       {"missing version", "GET /\r\nHost: x\r\n\r\n", 400},
+      {"missing version, then a space", "GET / \r\n\r\n", 400},
+      {"version with a bare LF", "GET / HTTP/1.1\nHost: x\r\n\r\n", 400},
       {"unsupported version", "GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505},
       {"invalid method token", "G(T / HTTP/1.1\r\nHost: x\r\n\r\n", 400},
       {"NUL in the target", "GET /a" + nul + "b HTTP/1.1\r\nHost: x\r\n\r\n", 400},
@@ -468,11 +470,77 @@ TEST_CASE("a chunked response streams its pieces; HEAD gets the head only; 1.0 r
   CHECK(old.server_closed());
 }
 
-TEST_CASE("a body that stops arriving gets 408 after the body timeout; progress restarts it") {
+TEST_CASE("a body that stops arriving gets 408 after the body timeout") {
   bed b{http::serve([](connection& c, http::request& req, frame&, pubframe&) -> task<> {
     const auto body = co_await http::read_body(c, req);  // limits: body_timeout 30 s
     if (body) co_await http::respond_on(c, req, 200, "text/plain", *body);
   })};
+  const auto start = b.sched.now();
+  fake_client c = b.fake.connect();
+  CHECK(c.exchange("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab").empty());
+  b.sched.advance(29s);
+  CHECK(c.read().empty());
+  b.sched.advance(1s);
+  const std::string reply = c.read();
+  CHECK(status_of(reply) == 408);
+  CHECK(reply.find("\r\nConnection: close\r\n") != std::string::npos);
+  CHECK(c.server_done());
+  CHECK(b.sched.now() == start + 30s);
+}
+
+TEST_CASE("a body trickling a byte every 29 s gets 408 once below the minimum rate") {
+  bed b{http::serve([](connection& c, http::request& req, frame&, pubframe&) -> task<> {
+    const auto body = co_await http::read_body(c, req);  // 30 s, plus 1 s per 1024 bytes
+    if (body) co_await http::respond_on(c, req, 200, "text/plain", *body);
+  })};
+  const auto start = b.sched.now();
+  fake_client c = b.fake.connect();
+  CHECK(c.exchange("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n").empty());
+  std::string reply;
+  for (int second = 1; second <= 100 && reply.empty(); ++second) {
+    b.sched.advance(1s);
+    reply = c.read();
+    if (reply.empty() && second % 29 == 0) reply = c.exchange("x");
+  }
+  CHECK(status_of(reply) == 408);
+  // 30 s, and the 1 ms that the byte sent at 29 s earns at 1024 bytes/s.
+  CHECK(b.sched.now() - start == 31s);
+}
+
+TEST_CASE("a body at the minimum rate or faster may take longer than the body timeout") {
+  http::limits lim;
+  lim.body = 1 << 20;
+  bed b{http::serve(
+      [&](connection& c, http::request& req, frame&, pubframe&) -> task<> {
+        const auto body = co_await http::read_body(c, req, lim);
+        if (body)
+          co_await http::respond_on(c, req, 200, "text/plain", std::to_string(body->size()));
+      },
+      lim)};
+  fake_client c = b.fake.connect();
+  const std::size_t size = 200 * 1024;
+  CHECK(c.exchange("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(size) +
+                   "\r\n\r\n")
+            .empty());
+  // 2 KiB every second: twice the minimum rate, 100 s in all.
+  std::string reply;
+  for (std::size_t sent = 0; sent < size; sent += 2048) {
+    b.sched.advance(1s);
+    reply += c.exchange(std::string(2048, 'b'));
+  }
+  CHECK(status_of(reply) == 200);
+  CHECK(body_of(reply) == std::to_string(size));
+}
+
+TEST_CASE("with no minimum rate, progress restarts the body timeout") {
+  http::limits lim;
+  lim.body_min_rate = 0;
+  bed b{http::serve(
+      [&](connection& c, http::request& req, frame&, pubframe&) -> task<> {
+        const auto body = co_await http::read_body(c, req, lim);
+        if (body) co_await http::respond_on(c, req, 200, "text/plain", *body);
+      },
+      lim)};
   const auto start = b.sched.now();
   fake_client c = b.fake.connect();
   CHECK(c.exchange("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab").empty());
@@ -481,11 +549,121 @@ TEST_CASE("a body that stops arriving gets 408 after the body timeout; progress 
   b.sched.advance(29s);
   CHECK(c.read().empty());
   b.sched.advance(1s);
-  const std::string reply = c.read();
-  CHECK(status_of(reply) == 408);
-  CHECK(reply.find("\r\nConnection: close\r\n") != std::string::npos);
-  CHECK(c.server_closed());
+  CHECK(status_of(c.read()) == 408);
   CHECK(b.sched.now() == start + 50s);
+}
+
+TEST_CASE("a 408 for a stalled body reaches the access log with its status") {
+  std::vector<std::string> lines;
+  bed b{http::serve(
+      [](connection& c, http::request& req, frame&, pubframe&) -> task<> {
+        const auto body = co_await http::read_body(c, req);
+        if (body) co_await http::respond_on(c, req, 200, "text/plain", *body);
+      },
+      {},
+      [&](const connection& c, const http::request& req) {
+        lines.push_back(http::access_line(c, req));
+      })};
+  fake_client c = b.fake.connect();
+  c.exchange("POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab");
+  b.sched.advance(31s);
+  REQUIRE(lines.size() == 1);
+  CHECK(lines[0].find("\"POST /slow HTTP/1.1\" 408 16 ") != std::string::npos);
+}
+
+TEST_CASE("a request line without a version is answered 400 as soon as the line ends") {
+  fixture f;
+  fake_client c = f.fake.connect();
+  const std::string reply = c.exchange("GET / \r\n\r\n");
+  CHECK(status_of(reply) == 400);
+  CHECK(c.server_done());
+  fake_client d = f.fake.connect();
+  CHECK(status_of(d.exchange("GET /\r\n")) == 400);  // HTTP/0.9's form
+}
+
+TEST_CASE("HTTP/1.2 to 1.9 are answered as HTTP/1.1; other majors get 505") {
+  for (char minor = '2'; minor <= '9'; ++minor) {
+    CAPTURE(minor);
+    fixture f;
+    fake_client c = f.fake.connect();
+    const std::string reply =
+        c.exchange(std::string("GET /plaintext HTTP/1.") + minor + "\r\nHost: x\r\n\r\n");
+    CHECK(reply.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+    CHECK(body_of(reply) == "Hello, World!");
+    CHECK_FALSE(c.server_done());  // kept alive, as 1.1 is
+  }
+  for (const char* v : {"HTTP/0.9", "HTTP/2.0", "HTTP/3.1"}) {
+    CAPTURE(v);
+    fixture f;
+    fake_client c = f.fake.connect();
+    CHECK(status_of(c.exchange(std::string("GET / ") + v + "\r\nHost: x\r\n\r\n")) == 505);
+  }
+}
+
+TEST_CASE("an absolute-form target: the handler sees the path, the authority is the host") {
+  std::vector<std::string> seen;
+  bed b{http::serve([&](connection& c, http::request& req, frame&, pubframe&) -> task<> {
+    seen.push_back(std::string(req.host()) + " " + std::string(req.target()));
+    co_await http::respond_on(c, req, 200, "text/plain", "ok");
+  })};
+  fake_client c = b.fake.connect();
+  CHECK(status_of(c.exchange(
+            "GET http://example.com/plaintext?a=1 HTTP/1.1\r\nHost: other\r\n\r\n")) == 200);
+  CHECK(status_of(c.exchange("GET HTTPS://Example.com:8443 HTTP/1.1\r\nHost: x\r\n\r\n")) == 200);
+  CHECK(status_of(c.exchange("GET http://h?q HTTP/1.1\r\nHost: h\r\n\r\n")) == 200);
+  CHECK(status_of(c.exchange("GET /plain HTTP/1.1\r\nHost: h:81\r\n\r\n")) == 200);
+  CHECK(seen == std::vector<std::string>{"example.com /plaintext?a=1", "Example.com:8443 /",
+                                         "h /?q", "h:81 /plain"});
+}
+
+TEST_CASE("targets in no form their method allows get 400") {
+  for (const char* line : {"GET ftp://example.com/ HTTP/1.1", "GET plaintext HTTP/1.1",
+                           "GET * HTTP/1.1", "GET http:///x HTTP/1.1", "GET http://a@b/ HTTP/1.1",
+                           "CONNECT / HTTP/1.1", "CONNECT a b:1 HTTP/1.1"}) {
+    CAPTURE(line);
+    fixture f;
+    fake_client c = f.fake.connect();
+    CHECK(status_of(c.exchange(std::string(line) + "\r\nHost: x\r\n\r\n")) == 400);
+  }
+  fixture f;
+  fake_client c = f.fake.connect();
+  CHECK(status_of(c.exchange("OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n")) == 404);  // app's answer
+}
+
+TEST_CASE("a Host that is not a valid host gets 400") {
+  for (const std::string host : {"a b", "a/b", "a\tb", "a@b", "[::1",
+                                 "a\xff"
+                                 "b",
+                                 "a:b:c", "a:8o", "[::1]x", "a%zz"}) {
+    CAPTURE(host);
+    fixture f;
+    fake_client c = f.fake.connect();
+    CHECK(status_of(c.exchange("GET /plaintext HTTP/1.1\r\nHost: " + host + "\r\n\r\n")) == 400);
+  }
+  for (const std::string host : {"example.com", "a-b.c_d~e", "127.0.0.1:8080", "[::1]:80",
+                                 "xn--bcher-kva.example", "", "h:"}) {
+    CAPTURE(host);
+    CHECK(http::valid_host(host));
+    fixture f;
+    fake_client c = f.fake.connect();
+    CHECK(status_of(c.exchange("GET /plaintext HTTP/1.1\r\nHost: " + host + "\r\n\r\n")) == 200);
+  }
+}
+
+TEST_CASE("a few empty lines before a request line are ignored; many are refused") {
+  fixture f;
+  fake_client c = f.fake.connect();
+  CHECK(status_of(c.exchange("\r\nGET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n")) == 200);
+  // After a request, as a client that ends a body with a stray CRLF sends them.
+  CHECK(status_of(c.exchange("\r\n\n\r\n\r\nGET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n")) == 200);
+  std::string split;
+  for (const char ch : std::string("\r\n\r\nGET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n"))
+    split += c.exchange(std::string(1, ch));
+  CHECK(status_of(split) == 200);
+  fake_client d = f.fake.connect();
+  CHECK(status_of(d.exchange("\r\n\r\n\r\n\r\n\r\nGET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n")) ==
+        400);
+  CHECK(d.server_done());
 }
 
 TEST_CASE("access_line writes nginx's combined format, escaping what the client sent") {

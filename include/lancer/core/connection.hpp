@@ -117,6 +117,8 @@ class connection {
   void set_timeout(clock::duration d) noexcept;
   void clear_deadline() noexcept;
   clock::time_point deadline() const noexcept;
+  // The time on the server's scheduler clock (virtual under a manual clock).
+  clock::time_point now() const noexcept;
 
   // --- for transports ------------------------------------------------------------------
   buffer& inbound() noexcept { return in_; }

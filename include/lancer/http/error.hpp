@@ -17,6 +17,10 @@ enum class error {
   bad_transfer_encoding,   // 400: chunked not last, twice, or on HTTP/1.0
   length_and_encoding,     // 400: Content-Length together with Transfer-Encoding
   incomplete,              // 400: the peer stopped sending in the middle of a request
+  bad_request_line,        // 400: a request line without an HTTP version, or too many empty
+                           //      lines before it
+  bad_host,                // 400: a Host (or absolute-form authority) that is not a valid host
+  bad_target,              // 400: a target in none of the forms its method allows
 };
 
 // Boost.System, like Beast's own errors, so the parser reports both the same way.

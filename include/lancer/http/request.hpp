@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include "lancer/http/headers.hpp"
@@ -27,13 +28,23 @@ class request_parser;
 // Limits and timeouts for reading requests. Each has a documented default; each can be set.
 struct limits {
   std::size_t target = 8192;          // longest request target; beyond: 414
-  std::uint32_t header_bytes = 8192;  // request line + header block; beyond: 431
+  std::uint32_t header_bytes = 8192;  // the header block (the field lines and the empty line
+                                      // that ends them; not the request line); beyond: 431
   std::size_t header_count = 100;     // most header fields; beyond: 431
   std::uint64_t body = 1 << 20;       // largest body; beyond: 413, sent before reading it
   clock::duration header_timeout = std::chrono::seconds(10);  // first byte to last header: 408
   clock::duration idle_timeout = std::chrono::seconds(60);    // keep-alive wait between requests
-  clock::duration body_timeout = std::chrono::seconds(30);    // reading a body, and the handler
+  // Reading a body: it must be whole within `body_timeout` plus one second for every
+  // `body_min_rate` bytes received (408 otherwise), so a client trickling a byte now and then
+  // cannot hold a connection. 0 turns the rate off: then the timeout restarts at every read.
+  // The same timeout bounds the handler once the header is read.
+  clock::duration body_timeout = std::chrono::seconds(30);
+  std::uint64_t body_min_rate = 1024;  // bytes per second
 };
+// Whether `authority` is a valid Host value (RFC 9110 7.2, RFC 3986 3.2.2): a reg-name, an
+// IPv4 address or a bracketed IP literal, then an optional ":port". Userinfo ("a@b"), spaces,
+// slashes, control characters and bytes above 0x7f are not. "" is valid (RFC 9110 7.2).
+bool valid_host(std::string_view authority) noexcept;
 
 class request {
  public:
@@ -43,8 +54,17 @@ class request {
   ~request();
 
   std::string_view method() const noexcept { return view(method_off_, method_len_); }
-  std::string_view target() const noexcept { return view(target_off_, target_len_); }
-  // 10 for HTTP/1.0, 11 for HTTP/1.1.
+  // The target in origin form (path and query). A request sent in absolute form
+  // (`GET http://example.com/a?b HTTP/1.1`, RFC 9112 3.2.2) gets its path and query here
+  // ("/a?b"), and its authority in host().
+  std::string_view target() const noexcept {
+    return target_copy_.empty() ? view(target_off_, target_len_) : target_copy_;
+  }
+  // The host the request is for: the authority of an absolute-form target, or else the Host
+  // field ("" for an HTTP/1.0 request without one). Always a valid host[:port].
+  std::string_view host() const noexcept;
+  // 10 for HTTP/1.0, 11 for HTTP/1.1. A request sent as HTTP/1.2 to 1.9 is read and answered
+  // as HTTP/1.1 (RFC 9110 2.5), and says 11 here.
   unsigned version() const noexcept { return version_; }
   // The header fields. Their views are valid until the next co_await on the connection.
   const http::headers& headers() const noexcept;
@@ -73,20 +93,28 @@ class request {
   mutable http::headers headers_;
   std::uint32_t method_off_ = 0, method_len_ = 0;
   std::uint32_t target_off_ = 0, target_len_ = 0;
+  std::uint32_t authority_off_ = 0, authority_len_ = 0;  // of an absolute-form target
+  bool absolute_form_ = false;
+  std::string target_copy_;  // "/" or "/?query" for an absolute-form target without a path
   unsigned version_ = 11;
   std::optional<std::uint64_t> content_length_;
   bool chunked_ = false;
   bool keep_alive_ = true;
   bool answered_ = false;
-  bool continue_expected_ = false;  // Expect: 100-continue, not answered yet
-  std::size_t header_size_ = 0;     // bytes of the request line and header block
-  std::size_t body_in_buffer_ = 0;  // body bytes kept right behind the header (fixed bodies)
-  std::uint64_t body_left_ = 0;     // fixed body bytes not handed to the handler yet
-  bool body_started_ = false;       // the handler asked for (part of) the body
-  bool body_done_ = false;          // the whole body has been read
-  bool streaming_ = false;          // a chunked (or 1.0 close-delimited) response is open
-  unsigned status_ = 0;             // the response's status
-  std::uint64_t bytes_sent_ = 0;    // body bytes of the response
+  bool continue_expected_ = false;       // Expect: 100-continue, not answered yet
+  std::uint32_t line_size_ = 0;          // bytes of the request line, CRLF included (0: not read)
+  std::uint32_t parsed_ = 0;             // bytes of the header the parser has consumed
+  std::uint8_t empty_lines_ = 0;         // empty lines skipped before the request line
+  std::size_t header_size_ = 0;          // bytes of the request line and header block
+  std::size_t body_in_buffer_ = 0;       // body bytes kept right behind the header (fixed bodies)
+  std::uint64_t body_left_ = 0;          // fixed body bytes not handed to the handler yet
+  std::uint64_t body_received_ = 0;      // raw body bytes received so far (for the rate)
+  clock::time_point body_started_at_{};  // when the body's reading began
+  bool body_started_ = false;            // the handler asked for (part of) the body
+  bool body_done_ = false;               // the whole body has been read
+  bool streaming_ = false;               // a chunked (or 1.0 close-delimited) response is open
+  unsigned status_ = 0;                  // the response's status
+  std::uint64_t bytes_sent_ = 0;         // body bytes of the response
   detail::request_parser* parser_ = nullptr;  // owned: a chunked body is still being parsed
 };
 

@@ -15,7 +15,8 @@ namespace lancer::http::detail {
 
 class request_parser final : public boost::beast::http::basic_parser<true> {
  public:
-  request_parser(request& req, const limits& lim);
+  // `line_size`: the request line's length, CRLF included; the header limit counts after it.
+  request_parser(request& req, const limits& lim, std::size_t line_size);
 
   // One parser per request: recycle its memory like coroutine frames (no malloc per request).
   static void* operator new(std::size_t n) { return lancer::detail::frame_pool::allocate(n); }
@@ -24,7 +25,8 @@ class request_parser final : public boost::beast::http::basic_parser<true> {
   }
 
   // Feeds `bytes` (which start at the request's first byte plus `offset`) to the parser.
-  // Returns the bytes consumed; sets `ec` (need_more when more input is wanted).
+  // Returns the bytes consumed; sets `ec` (need_more when more input is wanted). The next
+  // call must start where this one's consumed bytes end: the parser does not see them again.
   std::size_t feed(const char* request_start, std::size_t offset, std::string_view bytes,
                    boost::beast::error_code& ec);
 
@@ -44,7 +46,7 @@ class request_parser final : public boost::beast::http::basic_parser<true> {
   bool within(string_view s) const noexcept {
     return s.data() >= base_ && s.data() + s.size() <= end_;
   }
-  static bool unsupported_version(std::string_view bytes) noexcept;
+  void target_form(string_view method, string_view target, error_code& ec);
 
   void on_request_impl(verb method, string_view method_str, string_view target, int version,
                        error_code& ec) override;
