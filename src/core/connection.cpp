@@ -3,6 +3,7 @@
 #include <system_error>
 
 #include "lancer/core/detail/descriptor.hpp"
+#include "lancer/core/failure.hpp"
 #include "lancer/core/server.hpp"
 
 namespace lancer {
@@ -36,6 +37,14 @@ void connection::set_deadline(clock::time_point t) noexcept {
 void connection::set_timeout(clock::duration d) noexcept {
   server_.set_deadline(desc_, server_.sched().now() + d);
 }
+void connection::wake_at(clock::time_point t) noexcept {
+  server_.set_deadline(desc_, t, true);
+}
+bool connection::input_pending() noexcept {
+  if (!in_.empty()) return true;
+  if (eof_ || error_ || aborted_) return false;
+  return transport_->input_pending();
+}
 void connection::clear_deadline() noexcept {
   server_.clear_deadline(desc_);
 }
@@ -48,7 +57,7 @@ clock::time_point connection::deadline() const noexcept {
 
 void connection::throw_if_failed() const {
   if (expired_) throw timed_out{};
-  if (error_) throw std::system_error(error_, "conn/" + std::to_string(id_));
+  if (error_) throw connection_error(error_, "conn/" + std::to_string(id_));
 }
 
 // --- transport side -------------------------------------------------------------------------
@@ -77,7 +86,9 @@ void connection::on_read(std::error_code ec) noexcept {
   } else if (ec && !error_) {
     error_ = ec;
   }
-  if (waiting_ == waiting::read) flag();
+  // A closing connection is flagged too: after its handler, the server reads what the peer
+  // still sends until its EOF (see server_options::linger).
+  if (waiting_ == waiting::read || closing_) flag();
 }
 
 void connection::on_written(std::error_code ec) noexcept {
@@ -107,8 +118,8 @@ void connection::on_written(std::error_code ec) noexcept {
 
 void connection::write(std::string_view bytes) {
   if (closed()) {
-    throw std::system_error(std::make_error_code(std::errc::not_connected),
-                            "conn/" + std::to_string(id_) + ": write after close");
+    throw connection_error(std::make_error_code(std::errc::not_connected),
+                           "conn/" + std::to_string(id_) + ": write after close");
   }
   if (error_) throw_if_failed();
   out_.append(bytes);
@@ -221,7 +232,7 @@ void connection::flush_awaiter::await_resume() {
     throw cancelled{};
   }
   if (c_.error_) {
-    throw std::system_error(c_.error_, "conn/" + std::to_string(c_.id_));
+    throw connection_error(c_.error_, "conn/" + std::to_string(c_.id_));
   }
 }
 

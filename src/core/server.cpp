@@ -5,6 +5,7 @@
 #include <system_error>
 
 #include "lancer/core/detail/descriptor.hpp"
+#include "lancer/core/failure.hpp"
 #include "lancer/log.hpp"
 #include "lancer/sched/awaitables.hpp"
 
@@ -90,15 +91,23 @@ void server::stop() {
 }
 
 void server::drain(clock::time_point deadline) {
-  if (!stopping_) log(log_level::info, "server", "draining {} connections", live_);
+  if (!stopping_) {
+    log(log_level::info, "server", "draining {} connections", live_);
+    for (source* s : sources_) {
+      try {
+        s->accept_pending();  // what the kernel queued for us is served, not reset
+      } catch (const std::exception& e) {
+        log(log_level::warn, "server", "{}: taking queued connections failed: {}", s->name(),
+            e.what());
+      }
+    }
+  }
   stopping_ = true;
+  drain_deadline_ = std::min(drain_deadline_, deadline);
   for (source* s : sources_)
     s->stop();
   for (descriptor* d = all_; d != nullptr; d = d->all_next) {
-    if (deadline < d->due) {
-      d->expiry_stage = 1;  // at the drain deadline: cut off, no further grace
-      set_deadline(*d, deadline);
-    }
+    set_deadline(*d, std::min(d->due, drain_deadline_), d->wake_only);
     if (d->conn.waiting_ == connection::waiting::read) flag(*d);  // let idle handlers see it
   }
   wake_manager();
@@ -145,23 +154,13 @@ void server::thread_ended(descriptor& d, bool done, std::exception_ptr error) no
   if (destroying_) return;  // ~server reaps every descriptor next
   connection& c = d.conn;
   if (error) {
-    try {
-      std::rethrow_exception(error);
-    } catch (const timed_out&) {
-      log(log_level::debug, conn_name(c), "handler ended by its deadline");
-    } catch (const cancelled&) {
-      log(log_level::debug, conn_name(c), "handler cancelled");
-    } catch (const std::system_error& e) {
-      // Transport trouble (a reset, a broken pipe) is the peer's doing: not an error of ours.
-      log(log_level::info, conn_name(c), "closed on a transport error: {}", e.what());
-      c.abort(e.code());
-    } catch (const std::exception& e) {
+    const failure f = classify_failure(error);
+    if (f.peer) {
+      log(f.level, conn_name(c), "handler ended: {}", f.what);
+      if (f.code) c.abort(f.code);  // the transport failed: nothing more goes out
+    } else {
       ++stats_.handler_errors;
-      log(log_level::error, conn_name(c), "handler failed: {}", e.what());
-      c.abort(std::make_error_code(std::errc::connection_aborted));
-    } catch (...) {
-      ++stats_.handler_errors;
-      log(log_level::error, conn_name(c), "handler failed with a non-standard exception");
+      log(f.level, conn_name(c), "handler failed: {}", f.what);
       c.abort(std::make_error_code(std::errc::connection_aborted));
     }
   } else if (!done) {
@@ -180,6 +179,7 @@ task<> server::manage() {
     process_ready();
     process_deadlines();
     if (stopping_ && live_ == 0) break;
+    if (ready_head_ != nullptr) continue;  // flagged while processing: no sleep
     manager_parked_ = true;
     if (deadlines_.empty()) {
       manager_until_ = clock::time_point::max();
@@ -253,9 +253,21 @@ void server::process_deadlines() {
 void server::expire(descriptor& d) {
   connection& c = d.conn;
   if (d.finished) {
-    // Its handler returned but the peer would not take the rest of the output in time.
+    // Its handler returned, but the peer would not take the rest of the output, or did not
+    // end its side while the server lingered, in time.
+    log(log_level::debug, conn_name(c), "{}",
+        d.lingering ? "linger over" : "output not taken in time");
     c.abort(std::make_error_code(std::errc::timed_out));
     reap(d);
+    return;
+  }
+  if (stopping_ && sched_.now() >= drain_deadline_) {
+    cut_off(d, "cut off at the drain deadline");
+    return;
+  }
+  if (d.wake_only) {  // wake_at(): the handler decides what the time means
+    d.wake_only = false;
+    flag(d);
     return;
   }
   if (d.expiry_stage == 0) {
@@ -269,9 +281,13 @@ void server::expire(descriptor& d) {
       return;
     }
   }
+  cut_off(d, "still running past its deadline: cut off");
+}
+
+void server::cut_off(descriptor& d, const char* why) {
   ++stats_.cut_off;
-  log(log_level::warn, conn_name(c), "still running past its deadline: cut off");
-  c.abort(std::make_error_code(std::errc::timed_out));
+  log(log_level::warn, conn_name(d.conn), "{}", why);
+  d.conn.abort(std::make_error_code(std::errc::timed_out));
   sched_.cancel(d.thread);
 }
 
@@ -281,7 +297,32 @@ void server::try_finish(descriptor& d) {
     c.request_write();  // on_written flags again until the output is gone
     if (!c.out_.empty() || c.writing_) return;
   }
+  if (linger(d)) return;
   reap(d);
+}
+
+// RFC 9112 9.6, a staged close: the sending side is shut (the FIN follows the last response);
+// what the peer still sends is read and dropped until its EOF or the linger time, so the
+// close never meets unread input (which makes the kernel send a reset). Returns false when
+// there is nothing to wait for: the peer ended its side, the transport failed, or linger is 0.
+bool server::linger(descriptor& d) {
+  connection& c = d.conn;
+  if (c.aborted_ || c.error_ || c.eof_ || options_.linger.count() <= 0) return false;
+  if (!d.lingering) {
+    d.lingering = true;
+    if (!c.write_shut_) {
+      c.write_shut_ = true;
+      c.transport_->shutdown_write();
+    }
+    set_deadline(d, sched_.now() + options_.linger);
+  }
+  c.in_.consume(c.in_.size());
+  c.in_.release();
+  c.request_read();  // on_read flags the descriptor: this runs again
+  if (c.eof_ || c.error_) return false;
+  c.in_.consume(c.in_.size());
+  c.in_.release();
+  return true;
 }
 
 void server::reap(descriptor& d) noexcept {
@@ -309,7 +350,12 @@ void server::reap(descriptor& d) noexcept {
   delete &d;
 }
 
-void server::set_deadline(descriptor& d, clock::time_point t) noexcept {
+void server::set_deadline(descriptor& d, clock::time_point t, bool wake_only) noexcept {
+  if (t > drain_deadline_) {
+    t = drain_deadline_;  // a drain bounds every deadline, and it is a hard one
+    wake_only = false;
+  }
+  d.wake_only = wake_only;
   d.due = t;
   if (d.scheduled() && d.deadline <= t) return;  // the key comes first: moved up when due
   deadlines_.remove(d);
@@ -319,6 +365,11 @@ void server::set_deadline(descriptor& d, clock::time_point t) noexcept {
 }
 
 void server::clear_deadline(descriptor& d) noexcept {
+  if (stopping_) {
+    set_deadline(d, drain_deadline_);
+    return;
+  }
+  d.wake_only = false;
   d.due = clock::time_point::max();
   deadlines_.remove(d);
 }

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "lancer/core/failure.hpp"
 #include "lancer/http/detail/request_parser.hpp"
 #include "lancer/log.hpp"
 
@@ -257,31 +258,42 @@ struct io {
     return {};
   }
 
-  // Feeds the parser the buffered bytes it has not consumed yet. On success the request's
-  // header is read and the body deadline runs; need_more asks for more bytes; anything else
-  // is bad.
+  // Feeds the parser the request's header once it is whole (the request line, checked by
+  // start_line, and the field lines up to the empty line). Fed in pieces, Beast reads a header
+  // differently: after it asked for more, it looks at the fields again only once the header's
+  // end has come, so a bad field would be answered at once or only at the end, depending on
+  // where the network cut the bytes. Fed whole, the answer never depends on the cuts.
+  // On success the header is read and the body deadline runs; need_more asks for more bytes;
+  // anything else is bad.
   static beast::error_code parse(connection& c, request& req, const limits& lim) {
-    beast::error_code ec;
     if (req.line_size_ == 0) {
-      ec = start_line(c, req, lim);
+      const beast::error_code ec = start_line(c, req, lim);
       if (ec) return ec;
-      req.parser_ = new detail::request_parser(req, lim, req.line_size_);
-      const std::string_view in = c.buffered();
-      if (in[req.line_size_ - 3] != '0' && in[req.line_size_ - 3] != '1') {
-        // HTTP/1.2 to 1.9: the parser reads the line as 1.1, from a copy.
-        std::string line(in.substr(0, req.line_size_));
-        line[req.line_size_ - 3] = '1';
-        req.parsed_ = static_cast<std::uint32_t>(req.parser_->feed(line.data(), 0, line, ec));
-        if (ec && ec != beast::http::error::need_more) return ec;
-      }
+      req.scanned_ = req.line_size_ - 2;  // the line's CRLF may begin the header's end
     }
     const std::string_view in = c.buffered();
-    req.parsed_ += static_cast<std::uint32_t>(
-        req.parser_->feed(in.data(), req.parsed_, in.substr(req.parsed_), ec));
-    if (ec == beast::http::error::need_more && in.size() - req.line_size_ > lim.header_bytes) {
-      // Everything buffered belongs to this unfinished header block.
-      ec = beast::http::error::header_limit;
+    const std::size_t end = in.find("\r\n\r\n", req.scanned_);
+    const std::size_t block =
+        end == std::string_view::npos ? in.size() - req.line_size_ : end + 4 - req.line_size_;
+    if (block > lim.header_bytes) return beast::http::error::header_limit;
+    if (end == std::string_view::npos) {
+      req.scanned_ = static_cast<std::uint32_t>(std::max<std::size_t>(req.scanned_, in.size() - 3));
+      return beast::http::error::need_more;
     }
+    req.parser_ = new detail::request_parser(req, lim, req.line_size_);
+    beast::error_code ec;
+    std::size_t from = 0;
+    if (in[req.line_size_ - 3] != '0' && in[req.line_size_ - 3] != '1') {
+      // HTTP/1.2 to 1.9: the parser reads the line as 1.1, from a copy.
+      std::string line(in.substr(0, req.line_size_));
+      line[req.line_size_ - 3] = '1';
+      from = req.parser_->feed(line.data(), 0, line, ec);
+      if (ec != beast::http::error::need_more) return ec ? ec : error::bad_request_line;
+      ec = {};
+    }
+    req.parser_->feed(in.data(), from, in.substr(from), ec);
+    // The whole header was there: asking for more means a line Beast could not end.
+    if (ec == beast::http::error::need_more) ec = error::bad_field_value;
     if (!ec) {
       req.body_started_at_ = c.now();
       arm_body_deadline(c, req, lim);
@@ -304,16 +316,76 @@ struct io {
                    std::chrono::duration_cast<clock::duration>(earned));
   }
 
-  // The common case of wait() for a fresh request, without a coroutine frame: a whole header
-  // is buffered already. Returns false if not (or if it is bad): then wait() starts over,
-  // and answers a bad one.
-  static bool parse_buffered(connection& c, request& req, const limits& lim) {
-    if (c.buffered().empty()) return false;
+  // Waits between requests for the next one's first byte. Returns false when the connection
+  // is done: the peer closed, the idle timeout passed, or the server drains. A drain does
+  // not hang up on an idle connection at once: a request may be on its way (a client racing
+  // the close would lose it), so the connection waits `drain_grace` for one, which is then
+  // answered with `Connection: close`; just before it closes, it looks once more for input
+  // that arrived unseen.
+  static task<bool> wait_between(connection& c, const limits& lim) {
+    bool grace = false;
+    clock::time_point grace_end{};
+    while (c.buffered().empty()) {
+      if (c.draining() && !grace) {
+        grace = true;
+        grace_end = c.now() + lim.drain_grace;
+        c.wake_at(grace_end);
+      } else if (!grace) {
+        c.set_timeout(lim.idle_timeout);
+      }
+      const std::optional<std::size_t> n = co_await read_unless_expired(c);
+      if (!n) {
+        log(log_level::debug, conn_name(c), "idle keep-alive connection timed out");
+        c.close();
+        co_return false;
+      }
+      if (*n == 0 && c.at_eof()) {  // the client is done: what was answered still goes out
+        c.close();
+        co_return false;
+      }
+      if (*n == 0 && grace && c.now() >= grace_end) {
+        if (c.input_pending()) {
+          c.clear_deadline();  // read it: no later than the drain's deadline
+          continue;
+        }
+        log(log_level::debug, conn_name(c), "idle at the drain: closed");
+        c.close();
+        co_return false;
+      }
+    }
+    co_return true;
+  }
+
+  // Reads the rest of a request's header into `req` (which parse() may have started):
+  // parses what is buffered, reads more while the header is incomplete (`header_timeout`,
+  // then 408), and answers a bad one. Returns whether a request is ready for its handler.
+  static task<bool> read_header(connection& c, request& req, const limits& lim) {
+    c.set_timeout(lim.header_timeout);
+    for (;;) {
+      const beast::error_code ec = parse(c, req, lim);
+      if (!ec) co_return true;
+      if (ec != beast::http::error::need_more) {
+        co_await reject(c, req, ec);
+        co_return false;
+      }
+      const std::optional<std::size_t> n = co_await read_unless_expired(c);
+      if (!n) {
+        log(log_level::info, conn_name(c), "request header not received in time (408)");
+        co_await reject_timeout(c, req);
+        co_return false;
+      }
+      if (*n == 0 && c.at_eof()) {
+        log(log_level::info, conn_name(c), "peer closed in the middle of a request header");
+        c.close();
+        co_return false;
+      }
+    }
+  }
+
+  // Starts reading a fresh request from what is buffered, without a coroutine frame.
+  static beast::error_code begin(connection& c, request& req, const limits& lim) {
     req.conn_ = &c;
-    if (!parse(c, req, lim)) return true;
-    req.reset();
-    req.conn_ = nullptr;
-    return false;
+    return parse(c, req, lim);
   }
 
   static task<bool> wait(connection& c, request& req, const limits& lim) {
@@ -323,44 +395,11 @@ struct io {
     }
     req.reset();
     req.conn_ = &c;
-    bool started = false;
-    c.set_timeout(lim.idle_timeout);
-    for (;;) {
-      const std::string_view in = c.buffered();
-      if (!in.empty()) {
-        if (!started) {
-          started = true;
-          c.set_timeout(lim.header_timeout);
-        }
-        const beast::error_code ec = parse(c, req, lim);
-        if (!ec) co_return true;
-        if (ec != beast::http::error::need_more) {
-          co_await reject(c, req, ec);
-          co_return false;
-        }
-      } else if (c.draining()) {
-        c.close();  // between requests: a good moment to leave
-        co_return false;
-      }
-      const std::optional<std::size_t> n = co_await read_unless_expired(c);
-      if (!n) {
-        if (!started) {
-          log(log_level::debug, conn_name(c), "idle keep-alive connection timed out");
-          c.close();
-          co_return false;
-        }
-        log(log_level::info, conn_name(c), "request header not received in time (408)");
-        co_await reject_timeout(c, req);
-        co_return false;
-      }
-      if (*n == 0 && c.at_eof()) {
-        if (started) {
-          log(log_level::info, conn_name(c), "peer closed in the middle of a request header");
-        }
-        c.close();
-        co_return false;
-      }
+    if (c.buffered().empty()) {
+      const bool more = co_await wait_between(c, lim);
+      if (!more) co_return false;
     }
+    co_return co_await read_header(c, req, lim);
   }
 
   static task<> reject_timeout(connection& c, request& req) {
@@ -472,11 +511,15 @@ struct io {
   }
 
   // Whether the connection must close after this response: asked for, or a body that was
-  // not read and cannot be skipped, or the server is draining.
+  // not read and cannot be skipped, or the server drains. A drain lets requests already
+  // buffered behind this one be answered first: then the last answer closes.
   static bool must_close(connection& c, const request& req, bool asked) {
     const bool unread = req.has_body() && !req.body_done_ &&
                         (req.chunked_ || (req.continue_expected_ && !req.body_started_));
-    return asked || !req.keep_alive_ || unread || c.draining();
+    if (asked || !req.keep_alive_ || unread) return true;
+    if (!c.draining()) return false;
+    const bool whole = !req.has_body() || req.body_done_;
+    return !whole || c.buffered().size() <= req.header_size_ + req.body_in_buffer_;
   }
 
   // Starts a response whose body follows in pieces: chunked on HTTP/1.1; on HTTP/1.0 the
@@ -610,21 +653,34 @@ namespace {
 task<bool> serve_one(const request_handler& h, const limits& lim, const access_hook& log_to,
                      connection& c, frame& f, pubframe& p) {
   request req;  // its body is read when the handler asks
-  if (!io::parse_buffered(c, req, lim)) {
-    const bool ok = co_await io::wait(c, req, lim);
+  // The common case costs no frame: the whole header is buffered already.
+  const beast::error_code ec = io::begin(c, req, lim);
+  if (ec == beast::http::error::need_more) {
+    const bool ok = co_await io::read_header(c, req, lim);
     if (!ok) co_return false;
+  } else if (ec) {
+    co_await io::reject(c, req, ec);
+    co_return false;
   }
-  bool failed = false;
+  std::exception_ptr error;
   try {
     co_await h(c, req, f, p);
   } catch (const cancelled&) {
-    throw;  // a deadline or a stop: the server closes the connection
-  } catch (const std::exception& e) {
-    log(log_level::error, conn_name(c), "handler failed on {} {}: {}", req.method(), req.target(),
-        e.what());
-    failed = true;
+    throw;  // a stop: the server closes the connection
+  } catch (...) {
+    error = std::current_exception();
   }
-  const bool unanswered = !req.answered() && !c.closed();
+  const bool failed = static_cast<bool>(error);
+  if (failed) {
+    const failure why = classify_failure(error);  // the peer's doing, or ours: one policy
+    if (why.peer) {
+      log(why.level, conn_name(c), "{} {}: {}", req.method(), req.target(), why.what);
+    } else {
+      log(why.level, conn_name(c), "handler failed on {} {}: {}", req.method(), req.target(),
+          why.what);
+    }
+  }
+  const bool unanswered = !req.answered() && !c.closed() && !c.error();
   if (unanswered) co_await io::after_handler(c, req, failed);
   if (log_to) log_to(c, req);
   bool more = false;
@@ -644,18 +700,9 @@ task<> serve_connection(const request_handler& h, const limits& lim, const acces
                         connection& c, frame& f, pubframe& p) {
   for (;;) {
     // Between requests the wait is here, in this small frame (memory per idle connection).
-    if (c.buffered().empty() && !c.draining()) {
-      c.set_timeout(lim.idle_timeout);
-      const std::optional<std::size_t> n = co_await read_unless_expired(c);
-      if (!n) {
-        log(log_level::debug, conn_name(c), "idle keep-alive connection timed out");
-        c.close();
-        co_return;
-      }
-      if (*n == 0 && c.at_eof()) {  // the client is done: what was answered still goes out
-        c.close();
-        co_return;
-      }
+    if (c.buffered().empty()) {
+      const bool more = co_await io::wait_between(c, lim);
+      if (!more) co_return;
     }
     const bool more = co_await serve_one(h, lim, log_to, c, f, p);
     if (!more) co_return;

@@ -115,7 +115,7 @@ void request::reset() noexcept {
   authority_off_ = authority_len_ = 0;
   absolute_form_ = false;
   target_copy_.clear();
-  line_size_ = parsed_ = 0;
+  line_size_ = scanned_ = 0;
   empty_lines_ = 0;
   version_ = 11;
   content_length_.reset();

@@ -45,9 +45,13 @@ constexpr const char* k_usage =
     "  --log-level LEVEL  debug, info, warn, error or off (default info)\n"
     "  --access-log FILE  one line per request, nginx's combined format, appended to FILE;\n"
     "                     - for stdout, off for none (default -); SIGHUP reopens FILE\n"
-    "  --drain SECONDS    on SIGINT/SIGTERM, how long requests in flight may take (default 10)\n"
+    "  --drain SECONDS    on SIGINT/SIGTERM, how long requests in flight may take (default 10);\n"
+    "                     the process exits within SECONDS + 0.1 s\n"
     "  --threads N        N worker threads, each with its own scheduler and listeners on\n"
     "                     the same ports (SO_REUSEPORT); default 1\n"
+    "  --reuse-port       share TCP ports with other processes (a new instance started\n"
+    "                     beside an old one); without it, a port another process listens\n"
+    "                     on is refused\n"
     "  --systemd          take listeners from socket activation (LISTEN_FDS) and send\n"
     "                     READY=1 / STOPPING=1 to NOTIFY_SOCKET\n"
     "  --help             print this and exit\n";
@@ -60,6 +64,7 @@ struct options {
   lancer::log_level level = lancer::log_level::info;
   int drain_seconds = 10;
   bool systemd = false;
+  bool reuse_port = false;
   int threads = 1;
 };
 
@@ -89,6 +94,8 @@ options parse(int argc, char** argv) {
       o.threads = static_cast<int>(n);
     } else if (flag == "--systemd") {
       o.systemd = true;
+    } else if (flag == "--reuse-port") {
+      o.reuse_port = true;
     } else if (flag == "--listen") {
       o.listen.push_back(value());
     } else if (flag == "--root") {
@@ -159,11 +166,20 @@ class access_log {
   std::FILE* out_ = nullptr;
 };
 
-// Ends the process's scheduler once every connection is gone or the drain deadline passed.
+// After the drain deadline the core cuts off whatever is left; this is how long that may take
+// before the process stops anyway.
+constexpr auto k_drain_margin = std::chrono::milliseconds(100);
+
+// Ends the process's scheduler once every connection is gone, or the drain deadline (and its
+// margin) passed.
 lancer::task<> stop_when_drained(lancer::server& srv, lancer::clock::time_point deadline) {
   lancer::scheduler& sched = *lancer::scheduler::current();
-  while (srv.connections() > 0 && sched.now() < deadline + std::chrono::seconds(2)) {
-    co_await lancer::sleep_for(std::chrono::milliseconds(20));
+  while (srv.connections() > 0 && sched.now() < deadline + k_drain_margin) {
+    co_await lancer::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (srv.connections() > 0) {
+    lancer::log(lancer::log_level::warn, "server", "{} connections left at the drain's end",
+                srv.connections());
   }
   sched.stop();
 }
@@ -262,7 +278,9 @@ int main(int argc, char** argv) {
           // Worker 0 made one source per address, in order: take the port it was given.
           a.port = static_cast<const lancer::tcp_source&>(*workers[0]->sources[k]).port();
         }
-        w->sources.push_back(std::make_unique<lancer::tcp_source>(a));
+        lancer::tcp_options to;
+        to.exclusive = i == 0 && !o.reuse_port;  // later workers share worker 0's port
+        w->sources.push_back(std::make_unique<lancer::tcp_source>(a, to));
       } else if (i == 0) {
         w->sources.push_back(std::make_unique<lancer::unix_source>(a));
       } else {
@@ -279,7 +297,9 @@ int main(int argc, char** argv) {
     try {
       w->start(o.drain_seconds);
     } catch (const std::system_error& e) {
-      lancer::log(lancer::log_level::error, "server", "{}", e.what());
+      const bool taken = e.code() == std::errc::address_in_use;
+      lancer::log(lancer::log_level::error, "server", "{}{}", e.what(),
+                  taken && !o.reuse_port ? " (--reuse-port shares a TCP port on purpose)" : "");
       return 1;
     }
     workers.push_back(std::move(w));

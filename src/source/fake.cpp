@@ -37,6 +37,7 @@ struct fake_link {
   bool client_reset = false;
   bool server_shut = false;  // server half-closed (FIN)
   bool server_closed = false;
+  bool server_reset = false;  // closed with input it never read: a real socket sends a reset
   bool read_pending = false;  // the server waits for bytes
   std::size_t read_limit = 0;
   bool write_pending = false;  // the server waits for window
@@ -111,12 +112,16 @@ class fake_transport final : public transport {
   }
   void shutdown_write() noexcept override { link_->server_shut = true; }
   void close() noexcept override {
+    if (!link_->server_closed && !link_->client_reset && link_->to_server_left() > 0) {
+      link_->server_reset = true;
+    }
     link_->server_shut = link_->server_closed = true;
     link_->conn = nullptr;
     link_->read_pending = link_->write_pending = false;
   }
   std::string_view peer_address() const override { return link_->peer; }
   std::string_view local_address() const override { return "fake"; }
+  bool input_pending() noexcept override { return link_->to_server_left() > 0; }
 
  private:
   std::shared_ptr<fake_link> link_;
@@ -169,6 +174,9 @@ bool fake_client::server_done() const noexcept {
 }
 bool fake_client::server_closed() const noexcept {
   return link_->server_closed;
+}
+bool fake_client::server_reset() const noexcept {
+  return link_->server_reset;
 }
 
 void fake_client::fail_reads(std::errc e, bool always) {

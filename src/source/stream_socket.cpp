@@ -21,7 +21,6 @@ namespace lancer::detail {
 namespace {
 
 constexpr std::size_t k_read_step = 4096;  // one pooled block: no malloc per read
-constexpr int k_accept_burst = 64;         // connections taken per readiness of a listener
 
 std::error_code last_error() noexcept {
   return {errno, std::system_category()};
@@ -167,6 +166,14 @@ void stream_transport::on_ready(std::uint32_t events) noexcept {
   }
 }
 
+bool stream_transport::input_pending() noexcept {
+  if (fd_ < 0) return false;
+  char byte;
+  const ssize_t n = ::recv(fd_, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n > 0) readable_ = true;  // its edge may not have been seen yet: read without waiting
+  return n > 0;
+}
+
 void stream_transport::shutdown_write() noexcept {
   if (fd_ >= 0) ::shutdown(fd_, SHUT_WR);
 }
@@ -181,8 +188,8 @@ void stream_transport::close() noexcept {
   set_.forget();
 }
 
-int accept_burst(int listen_fd, server& srv, poll_set& set, bool no_delay) {
-  for (int i = 0; i < k_accept_burst; ++i) {
+int accept_burst(int listen_fd, server& srv, poll_set& set, bool no_delay, int max) {
+  for (int i = 0; i < max; ++i) {
     sockaddr_storage peer{};
     socklen_t len = sizeof peer;
     const int fd = ::accept4(listen_fd, reinterpret_cast<sockaddr*>(&peer), &len,

@@ -118,6 +118,11 @@ void fd_source::start(server& srv) {
   }
 }
 
+void fd_source::accept_pending() {
+  if (state_->tcp_listen) state_->tcp_listen->accept_pending();
+  if (state_->unix_listen) state_->unix_listen->accept_pending();
+}
+
 void fd_source::stop() noexcept {
   if (state_->tcp_listen) state_->tcp_listen->stop();
   if (state_->unix_listen) state_->unix_listen->stop();

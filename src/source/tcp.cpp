@@ -57,6 +57,21 @@ void tcp_source::start(server& srv) {
   auto fail = [&](const char* step) {
     if (ec) throw std::system_error(ec, fmt::format("{}: cannot {}", st.where.to_string(), step));
   };
+  if (st.options.exclusive && at.port() != 0) {
+    // A socket without SO_REUSEPORT cannot bind where another is bound: a free probe, closed
+    // again before the real listener binds.
+    tcp::acceptor probe(srv.sched().reactor());
+    probe.open(at.protocol(), ec);
+    fail("open a socket");
+    probe.set_option(tcp::acceptor::reuse_address(true), ec);
+    if (ip.is_v6()) probe.set_option(asio::ip::v6_only(true), ec);
+    probe.bind(at, ec);
+    if (ec == asio::error::address_in_use) {
+      throw std::system_error(std::make_error_code(std::errc::address_in_use),
+                              st.where.to_string() + ": another server is listening there");
+    }
+    fail("bind");
+  }
   acceptor->open(at.protocol(), ec);
   fail("open a socket");
   acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
@@ -74,6 +89,10 @@ void tcp_source::start(server& srv) {
   st.listen->accept_pause = st.options.accept_pause;
   st.listen->no_delay = st.options.no_delay;
   st.listen->start(srv, std::move(acceptor));
+}
+
+void tcp_source::accept_pending() {
+  state_->listen->accept_pending();
 }
 
 void tcp_source::stop() noexcept {

@@ -86,6 +86,10 @@ void unix_source::start(server& srv) {
   st.listen->start(srv, std::move(acceptor));
 }
 
+void unix_source::accept_pending() {
+  state_->listen->accept_pending();
+}
+
 void unix_source::stop() noexcept {
   state& st = *state_;
   st.listen->stop();

@@ -98,7 +98,7 @@ TEST_CASE("a deadline closes an idle connection at exactly the configured virtua
   f.sched.advance(1s);
   REQUIRE(ended.size() == 1);
   CHECK(ended[0] == start + 30s);
-  CHECK(c.server_closed());
+  CHECK(c.server_done());
   CHECK(f.srv.stats().timed_out == 1);
 }
 
@@ -312,7 +312,7 @@ TEST_CASE("a slow reader keeps server memory bounded while the handler sends 100
     if (got.empty()) break;  // stuck: the checks below say so
   }
   f.sched.run_until_idle();
-  CHECK(c.server_closed());
+  CHECK(c.server_done());
   CHECK(received == total);
   CHECK(intact);
   CHECK(max_unsent <= o.high_water + chunk);
@@ -397,12 +397,12 @@ TEST_CASE("drain lets busy handlers finish, wakes idle ones, and closes the rest
   f.sched.run_until_idle();
   f.srv.drain(f.sched.now() + 10s);
   f.sched.run_until_idle();
-  CHECK(idle.server_closed());
+  CHECK(idle.server_done());
   fake_client late = f.fake.connect();
   CHECK(late.server_closed());  // refused while draining
   f.sched.advance(6s);
   CHECK(slow.read() == "done");
-  CHECK(slow.server_closed());
+  CHECK(slow.server_done());
   CHECK_FALSE(stuck.server_closed());
   f.sched.advance(5s);
   CHECK(stuck.server_closed());
@@ -553,4 +553,108 @@ TEST_CASE("require_wakeback ends a pending read but not a pending flush") {
   c.read();
   f.sched.run_until_idle();
   CHECK(events.size() == 2);
+}
+
+TEST_CASE("after its handler a connection sends a FIN, drops what still comes, and closes at EOF") {
+  fixture f{[](connection& c, frame&, pubframe&) -> task<> {
+    co_await c.read();
+    c.write("bye");  // answers the first bytes and hangs up, whatever else was sent
+  }};
+  fake_client c = f.fake.connect();
+  CHECK(c.exchange("first") == "bye");
+  CHECK(c.server_done());  // the FIN
+  CHECK_FALSE(c.server_closed());
+  c.write("more, unread by any handler");
+  f.sched.run_until_idle();
+  CHECK_FALSE(c.server_closed());
+  c.shutdown_write();
+  f.sched.run_until_idle();
+  CHECK(c.server_closed());  // at the client's EOF, at once
+  CHECK_FALSE(c.server_reset());
+  CHECK(f.srv.connections() == 0);
+}
+
+TEST_CASE("a connection lingers at most server_options::linger, then closes") {
+  server_options o;
+  o.linger = 3s;
+  fixture f{[](connection& c, frame&, pubframe&) -> task<> {
+              co_await c.read();
+              c.write("bye");
+            },
+            o};
+  fake_client c = f.fake.connect();
+  c.write("first and second at once");
+  c.set_window(0);
+  f.sched.run_until_idle();
+  c.set_window(1 << 20);
+  const auto start = f.sched.now();
+  CHECK(c.exchange("") == "bye");
+  f.sched.advance(2999ms);
+  CHECK_FALSE(c.server_closed());
+  f.sched.advance(1ms);
+  CHECK(c.server_closed());
+  CHECK(f.sched.now() - start == 3s);
+  CHECK_FALSE(c.server_reset());
+}
+
+TEST_CASE("with linger 0 the server closes at once, and unread input means a reset") {
+  server_options o;
+  o.linger = 0s;
+  fixture f{[](connection& c, frame&, pubframe&) -> task<> {
+              co_await c.read();
+              c.write("bye");
+            },
+            o};
+  fake_client c = f.fake.connect();
+  c.set_window(0);  // the server's answer waits, so the next bytes arrive before its close
+  c.write("first");
+  f.sched.run_until_idle();
+  c.write("second");
+  c.set_window(1 << 20);
+  f.sched.run_until_idle();
+  CHECK(c.read() == "bye");
+  CHECK(c.server_closed());
+  CHECK(c.server_reset());  // what a staged close avoids
+}
+
+TEST_CASE("a drain's deadline is a bound: a later deadline set after it does not extend it") {
+  lancer_test::log_capture logs;
+  fixture f{[](connection& c, frame&, pubframe&) -> task<> {
+    for (;;) {
+      c.set_timeout(30s);  // as a body reader restarts its timeout on progress
+      const std::size_t n = co_await c.read();
+      if (n == 0 && c.at_eof()) co_return;
+      c.consume(c.buffered().size());  // a drain's wakeback (n == 0) is not the end here
+    }
+  }};
+  fake_client c = f.fake.connect();
+  c.exchange("a");
+  const auto start = f.sched.now();
+  f.srv.drain(start + 1s);
+  for (int i = 0; i < 9; ++i) {
+    f.sched.advance(100ms);
+    c.exchange("b");  // progress, every 100 ms
+  }
+  CHECK_FALSE(c.server_closed());
+  f.sched.advance(100ms);
+  CHECK(c.server_closed());
+  CHECK(f.sched.now() - start == 1s);
+  CHECK(f.srv.connections() == 0);
+  CHECK(logs.contains("WARN conn/" + std::to_string(c.id()) + "] cut off at the drain deadline"));
+}
+
+TEST_CASE("wake_at wakes a waiting handler without closing anything") {
+  std::vector<std::string> events;
+  fixture f{[&](connection& c, frame&, pubframe&) -> task<> {
+    c.wake_at(c.now() + 5s);
+    const std::size_t n = co_await c.read();
+    events.push_back(n == 0 && !c.at_eof() ? "woken" : "data");
+    c.write("still open");
+  }};
+  const auto start = f.sched.now();
+  fake_client c = f.fake.connect();
+  f.sched.advance(5s);
+  CHECK(events == std::vector<std::string>{"woken"});
+  CHECK(f.sched.now() - start == 5s);
+  CHECK(c.read() == "still open");
 }

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "http_app.hpp"
 #include "lancer/core/server.hpp"
 #include "lancer/log.hpp"
 #include "lancer/source/fake.hpp"
@@ -94,14 +95,14 @@ TEST_CASE("keep-alive serves several requests on one connection; Connection: clo
       c.exchange("GET /plaintext HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   CHECK(status_of(last) == 200);
   CHECK(last.find("\r\nConnection: close\r\n") != std::string::npos);
-  CHECK(c.server_closed());
+  CHECK(c.server_done());
 }
 
 TEST_CASE("HTTP/1.0 closes by default and stays open with keep-alive") {
   fixture f;
   fake_client a = f.fake.connect();
   CHECK(status_of(a.exchange("GET /plaintext HTTP/1.0\r\n\r\n")) == 200);
-  CHECK(a.server_closed());
+  CHECK(a.server_done());
   fake_client b = f.fake.connect();
   const std::string reply = b.exchange("GET /plaintext HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
   CHECK(reply.find("\r\nConnection: keep-alive\r\n") != std::string::npos);
@@ -172,7 +173,7 @@ TEST_CASE("Expect: 100-continue gets 100 only when the handler reads the body") 
       "POST /missing HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n");
   CHECK(status_of(unread) == 404);  // answered without the body: no 100, and the connection closes
   CHECK(unread.find("100 Continue") == std::string::npos);
-  CHECK(d.server_closed());
+  CHECK(d.server_done());
 }
 
 TEST_CASE("an unread fixed body is skipped so the next request is read right") {
@@ -261,7 +262,7 @@ TEST_CASE("bad input is answered with its status and Connection: close, then clo
     const std::string reply = c.exchange(bc.request);
     CHECK(status_of(reply) == bc.status);
     CHECK(reply.find("\r\nConnection: close\r\n") != std::string::npos);
-    CHECK(c.server_closed());
+    CHECK(c.server_done());
   }
 }
 
@@ -275,7 +276,7 @@ TEST_CASE("a header that never ends gets 408 at the header timeout") {
   f.sched.advance(1s);
   const std::string reply = c.read();
   CHECK(status_of(reply) == 408);
-  CHECK(c.server_closed());
+  CHECK(c.server_done());
   CHECK(f.sched.now() == start + 10s);
 }
 
@@ -287,7 +288,7 @@ TEST_CASE("an idle keep-alive connection is closed quietly at the idle timeout")
   CHECK_FALSE(c.server_done());
   f.sched.advance(1s);
   CHECK(c.read().empty());  // no 408 for a connection between requests
-  CHECK(c.server_closed());
+  CHECK(c.server_done());
 }
 
 TEST_CASE("status tables map codes and reasons both ways") {
@@ -340,7 +341,7 @@ TEST_CASE("serve answers 500 when the request handler throws before responding")
   const std::string reply = a.exchange("GET /boom HTTP/1.1\r\nHost: x\r\n\r\n");
   CHECK(status_of(reply) == 500);
   CHECK(reply.find("\r\nConnection: close\r\n") != std::string::npos);
-  CHECK(a.server_closed());
+  CHECK(a.server_done());
   CHECK(logs.contains("handler failed on GET /boom: kaput"));
   fake_client b = fake.connect();
   CHECK(status_of(b.exchange("GET /silent HTTP/1.1\r\nHost: x\r\n\r\n")) == 500);
@@ -467,7 +468,7 @@ TEST_CASE("a chunked response streams its pieces; HEAD gets the head only; 1.0 r
   const std::string reply10 = old.exchange("GET / HTTP/1.0\r\n\r\n");
   CHECK(body_of(reply10) == "one two three");
   CHECK(reply10.find("\r\nConnection: close\r\n") != std::string::npos);
-  CHECK(old.server_closed());
+  CHECK(old.server_done());
 }
 
 TEST_CASE("a body that stops arriving gets 408 after the body timeout") {
@@ -705,4 +706,136 @@ TEST_CASE("regression: a chunked body whose first chunk is the last, sent byte b
   for (const char ch : again)
     reply += c.exchange(std::string(1, ch));
   CHECK(body_of(reply) == "abc");
+}
+
+TEST_CASE("a peer's doing is logged at INFO, the server's own faults at ERROR") {
+  lancer_test::log_capture logs;
+  lancer::set_log_level(lancer::log_level::info);
+  lancer::scheduler sched{lancer::clock::manual()};
+  lancer::server srv{
+      sched, http::serve([](connection& c, http::request& req, frame&, pubframe&) -> task<> {
+        if (req.target() == "/boom") throw std::runtime_error("kaput");
+        const auto body = co_await http::read_body(c, req);
+        if (body) co_await http::respond_on(c, req, 200, "text/plain", *body);
+      })};
+  lancer::fake_source fake;
+  srv.attach_source(fake);
+  srv.run();
+  for (int i = 0; i < 1000; ++i) {
+    fake_client c = fake.connect();
+    c.exchange("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nab");
+    c.reset();  // in the middle of the body
+    sched.run_until_idle();
+  }
+  fake_client w = fake.connect();
+  w.exchange("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nab");
+  w.fail_reads(std::errc::connection_reset);
+  sched.run_until_idle();
+  std::size_t errors = 0, resets = 0;
+  for (const std::string& l : logs.lines) {
+    errors += l.find(" ERROR ") != std::string::npos;
+    resets += l.find(" INFO conn/") != std::string::npos &&
+              l.find("POST /echo: conn/") != std::string::npos;
+  }
+  CHECK(errors == 0);
+  CHECK(resets == 1001);
+  fake_client b = fake.connect();
+  CHECK(status_of(b.exchange("GET /boom HTTP/1.1\r\nHost: x\r\n\r\n")) == 500);
+  CHECK(logs.contains("ERROR conn/" + std::to_string(b.id()) +
+                      "] handler failed on GET /boom: kaput"));
+  CHECK(srv.stats().handler_errors == 0);  // serve answered it: the handler's thread went on
+  lancer::set_log_level(lancer::log_level::info);
+}
+
+// --- drain: no request that reached the server goes unanswered --------------------------------
+
+TEST_CASE("drain: a request being read is answered, with Connection: close") {
+  fixture f;
+  fake_client c = f.fake.connect();
+  CHECK(c.exchange("GET /plaintext HTTP/1.1\r\nHo").empty());
+  f.srv.drain(f.sched.now() + 10s);
+  const std::string reply = c.exchange("st: x\r\n\r\n");
+  CHECK(status_of(reply) == 200);
+  CHECK(reply.find("\r\nConnection: close\r\n") != std::string::npos);
+  CHECK(c.server_done());
+  CHECK_FALSE(c.server_reset());
+}
+
+TEST_CASE("drain: an idle connection waits drain_grace for a request on its way, then closes") {
+  fixture f;
+  fake_client busy = f.fake.connect();
+  fake_client quiet = f.fake.connect();
+  CHECK(status_of(busy.exchange("GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n")) == 200);
+  CHECK(status_of(quiet.exchange("GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n")) == 200);
+  const auto start = f.sched.now();
+  f.srv.drain(start + 10s);
+  f.sched.run_until_idle();
+  CHECK_FALSE(busy.server_done());
+  CHECK_FALSE(quiet.server_done());
+  f.sched.advance(500ms);
+  const std::string reply = busy.exchange("GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n");
+  CHECK(status_of(reply) == 200);  // a request during the grace is answered
+  CHECK(reply.find("\r\nConnection: close\r\n") != std::string::npos);
+  CHECK(busy.server_done());
+  f.sched.advance(499ms);
+  CHECK_FALSE(quiet.server_done());
+  f.sched.advance(1ms);
+  CHECK(quiet.server_done());  // the grace is over: a FIN, at 1 s exactly
+  CHECK(quiet.read().empty());
+  quiet.shutdown_write();
+  busy.shutdown_write();
+  f.sched.run_until_idle();
+  CHECK(quiet.server_closed());
+  CHECK(busy.server_closed());
+  CHECK_FALSE(quiet.server_reset());
+  CHECK_FALSE(busy.server_reset());
+  CHECK(f.srv.connections() == 0);
+}
+
+TEST_CASE("drain: pipelined requests already buffered are all answered; the last one closes") {
+  fixture f;
+  fake_client c = f.fake.connect();
+  CHECK(status_of(c.exchange("GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n")) == 200);
+  f.srv.drain(f.sched.now() + 10s);
+  const std::string reply = c.exchange(
+      "GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n"
+      "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+      "GET /missing HTTP/1.1\r\nHost: x\r\n\r\n");
+  CHECK(count(reply, "HTTP/1.1 ") == 3);
+  CHECK(count(reply, "Connection: close") == 1);
+  CHECK(reply.find("Connection: close") > reply.find("abc"));  // on the last answer only
+  CHECK(c.server_done());
+  CHECK_FALSE(c.server_reset());
+}
+
+TEST_CASE("drain: at its deadline a request still in progress is cut off and logged") {
+  lancer_test::log_capture logs;
+  fixture f;
+  lancer::set_log_level(lancer::log_level::warn);
+  fake_client c = f.fake.connect();
+  CHECK(c.exchange("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n").empty());
+  const auto start = f.sched.now();
+  f.srv.drain(start + 3s);
+  for (int i = 0; i < 5 && !c.server_closed(); ++i) {
+    f.sched.advance(1s);
+    if (!c.server_closed()) c.exchange("0123456789");  // steady progress, fast enough
+  }
+  CHECK(c.server_closed());
+  CHECK(f.sched.now() - start == 3s);
+  CHECK(logs.contains("WARN conn/" + std::to_string(c.id()) + "] cut off at the drain deadline"));
+  CHECK(f.srv.connections() == 0);
+}
+
+TEST_CASE("drain with a zero grace closes idle connections at once, and never with input unread") {
+  http::limits lim;
+  lim.drain_grace = 0s;
+  bed b{http::serve(lancer_test::http_app, lim)};
+  fake_client c = b.fake.connect();
+  CHECK(status_of(c.exchange("GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n")) == 200);
+  c.write("GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n");  // arrives just as the drain starts
+  b.srv.drain(b.sched.now() + 10s);
+  const std::string reply = c.exchange("");
+  CHECK(status_of(reply) == 200);
+  CHECK(reply.find("\r\nConnection: close\r\n") != std::string::npos);
+  CHECK_FALSE(c.server_reset());
 }

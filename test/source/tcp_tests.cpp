@@ -302,8 +302,27 @@ TEST_CASE("a port already in use is refused with the address in the message") {
     FAIL("bound a port in use");
   } catch (const std::system_error& e) {
     CHECK(std::string(e.what()).find("tcp/127.0.0.1:" + std::to_string(a.port()) +
-                                     ": cannot bind") != std::string::npos);
+                                     ": another server is listening there") != std::string::npos);
+    CHECK(e.code() == std::errc::address_in_use);
   }
+}
+
+TEST_CASE("SO_REUSEPORT shares a port only when the second listener asks to share it") {
+  lancer::scheduler sched;
+  lancer::server first{sched, lancer_test::echo};
+  lancer::tcp_source a{lancer::parse_address("tcp/$4:0")};  // reuse_port, as every worker's
+  first.attach_source(a);
+  first.run();
+  const std::string at = "tcp/$4:" + std::to_string(a.port());
+  lancer::server second{sched, lancer_test::echo};
+  lancer::tcp_source b{lancer::parse_address(at)};  // exclusive by default: refused
+  second.attach_source(b);
+  CHECK_THROWS_AS(second.run(), std::system_error);
+  lancer::server third{sched, lancer_test::echo};
+  lancer::tcp_source c{lancer::parse_address(at), lancer::tcp_options{.exclusive = false}};
+  third.attach_source(c);
+  third.run();  // shares the port, as a process's second worker does
+  CHECK(c.port() == a.port());
 }
 
 TEST_CASE("a tcp source refuses a unix address") {

@@ -69,9 +69,10 @@ class connection {
 
   class read_awaiter;
   // Waits for more input, after flushing pending output. Returns how many new bytes arrived;
-  // 0 means the peer finished sending (at_eof()) or require_wakeback() woke the thread.
-  // Throws std::system_error on a transport error or on a read after EOF was reported (a
-  // handler looping on read() at EOF would otherwise spin), `timed_out` past the deadline.
+  // 0 means the peer finished sending (at_eof()), or require_wakeback() or wake_at() woke the
+  // thread. Throws lancer::connection_error (core/failure.hpp) on a transport error,
+  // std::system_error on a read after EOF was reported (a handler looping on read() at EOF
+  // would otherwise spin), `timed_out` past the deadline.
   [[nodiscard]] read_awaiter read();
 
   class read_and_wait_awaiter;
@@ -83,12 +84,14 @@ class connection {
   // --- output --------------------------------------------------------------------------
 
   // Appends `bytes` to the outbound buffer. Nothing is sent until a flush, a send above the
-  // high-water mark, or a read. Throws std::system_error if the connection is closed.
+  // high-water mark, or a read. Throws lancer::connection_error if the connection is closed
+  // or failed.
   void write(std::string_view bytes);
 
   class flush_awaiter;
   // Sends everything written so far and waits until the transport took it all (a slow peer
-  // makes this wait: that is the backpressure). Throws std::system_error on a transport error.
+  // makes this wait: that is the backpressure). Throws lancer::connection_error on a
+  // transport error.
   [[nodiscard]] flush_awaiter flush();
   // Appends `bytes`, then waits only if the outbound buffer is above the server's high-water
   // mark, until it drains below half of it. Use it to stream large bodies in bounded memory.
@@ -113,10 +116,19 @@ class connection {
   bool draining() const noexcept;
 
   // The deadline: when it passes the connection is closed and its thread gets a timeout.
+  // While the server drains, no deadline is later than the drain's.
   void set_deadline(clock::time_point t) noexcept;
   void set_timeout(clock::duration d) noexcept;
   void clear_deadline() noexcept;
   clock::time_point deadline() const noexcept;
+  // In place of the deadline: at `t` the handler's thread is woken (a pending read returns 0,
+  // as after require_wakeback()) and nothing is closed. A deadline set later replaces it.
+  // While the server drains, a `t` past the drain's deadline becomes that deadline.
+  void wake_at(clock::time_point t) noexcept;
+
+  // True if input has arrived that no read has taken yet: a look at the transport without
+  // waiting, for the moment before a handler closes an idle connection.
+  bool input_pending() noexcept;
   // The time on the server's scheduler clock (virtual under a manual clock).
   clock::time_point now() const noexcept;
 

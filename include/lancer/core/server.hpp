@@ -49,6 +49,12 @@ struct server_options {
   std::size_t high_water = 256 * 1024;                 // send() waits above this many unsent bytes
   std::size_t read_chunk = 64 * 1024;                  // most bytes one transport read appends
   std::size_t max_buffered = 1 << 20;  // read() fails once this many bytes sit unconsumed
+  // After a handler is done and its output sent, the server shuts its sending side (a FIN)
+  // and reads and drops what the peer still sends, until the peer's EOF or for at most this
+  // long, before it closes (RFC 9112 9.6). Closing a socket with unread input makes the
+  // kernel reset the connection, which can destroy the last response before the peer has
+  // read it. 0: close at once.
+  clock::duration linger = std::chrono::seconds(2);
 };
 
 struct server_stats {
@@ -56,7 +62,7 @@ struct server_stats {
   std::uint64_t refused = 0;         // offered while stopping or draining
   std::uint64_t closed = 0;          // connections reaped
   std::uint64_t timed_out = 0;       // deadlines passed
-  std::uint64_t cut_off = 0;         // threads cancelled after their grace
+  std::uint64_t cut_off = 0;         // threads cancelled after their grace or at a drain's end
   std::uint64_t handler_errors = 0;  // handlers that ended with an exception
   std::uint64_t wakebacks = 0;       // wakebacks the managing coroutine sent
 };
@@ -86,9 +92,11 @@ class server {
   // Stops taking connections, closes every connection now and cancels every handler thread.
   void stop();
 
-  // Graceful stop: stops taking connections and lets the handlers finish. Threads waiting for
-  // input are woken (their read returns 0; draining() is true) so they can end between
-  // requests. At `deadline`, whatever is left is closed and its thread cancelled.
+  // Graceful stop: takes the connections the sources have queued (accept_pending), stops
+  // taking more, and lets the handlers finish. Threads waiting for input are woken (their
+  // read returns 0; draining() is true) so they can end between requests. No deadline is
+  // later than `deadline` from now on; at it, whatever is left is closed, its thread
+  // cancelled, and each such connection logged ("cut off at the drain deadline").
   void drain(clock::time_point deadline);
 
   // True after stop() or drain(): handlers should finish what they are doing and return.
@@ -119,8 +127,10 @@ class server {
   void process_deadlines();
   void expire(detail::descriptor& d);
   void try_finish(detail::descriptor& d);
+  bool linger(detail::descriptor& d);
+  void cut_off(detail::descriptor& d, const char* why);
   void reap(detail::descriptor& d) noexcept;
-  void set_deadline(detail::descriptor& d, clock::time_point t) noexcept;
+  void set_deadline(detail::descriptor& d, clock::time_point t, bool wake_only = false) noexcept;
   void clear_deadline(detail::descriptor& d) noexcept;
 
   scheduler& sched_;
@@ -138,8 +148,9 @@ class server {
 
   thread_id manager_;                  // the managing coroutine's thread
   clock::time_point manager_until_{};  // the deadline it sleeps until (max: none)
-  bool manager_parked_ = false;        // it sleeps: a flag must wake it
-  bool manager_woken_ = false;         // a wakeback is on its way to it
+  clock::time_point drain_deadline_ = clock::time_point::max();  // no deadline is later
+  bool manager_parked_ = false;                                  // it sleeps: a flag must wake it
+  bool manager_woken_ = false;                                   // a wakeback is on its way to it
   bool running_ = false;
   bool stopping_ = false;
   bool destroying_ = false;  // in ~server: ending threads only mark their descriptors

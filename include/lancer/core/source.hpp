@@ -19,6 +19,10 @@ class source {
   virtual void start(server& srv) = 0;
   // Stops accepting. Connections already handed over are the server's. Idempotent.
   virtual void stop() noexcept = 0;
+  // Hands the server every connection already waiting to be accepted (a listening socket's
+  // queue), without waiting for more. A drain calls it just before stop(), so that no
+  // connection the kernel accepted for us is reset unanswered. Default: nothing waits.
+  virtual void accept_pending() {}
   // What it listens on, for logs: "tcp/127.0.0.1:8080", "fake".
   virtual std::string name() const = 0;
 

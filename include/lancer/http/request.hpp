@@ -34,6 +34,9 @@ struct limits {
   std::uint64_t body = 1 << 20;       // largest body; beyond: 413, sent before reading it
   clock::duration header_timeout = std::chrono::seconds(10);  // first byte to last header: 408
   clock::duration idle_timeout = std::chrono::seconds(60);    // keep-alive wait between requests
+  // When the server drains, how long an idle keep-alive connection stays open for a request
+  // already on its way; such a request is answered, with `Connection: close`.
+  clock::duration drain_grace = std::chrono::seconds(1);
   // Reading a body: it must be whole within `body_timeout` plus one second for every
   // `body_min_rate` bytes received (408 otherwise), so a client trickling a byte now and then
   // cannot hold a connection. 0 turns the rate off: then the timeout restarts at every read.
@@ -103,7 +106,7 @@ class request {
   bool answered_ = false;
   bool continue_expected_ = false;       // Expect: 100-continue, not answered yet
   std::uint32_t line_size_ = 0;          // bytes of the request line, CRLF included (0: not read)
-  std::uint32_t parsed_ = 0;             // bytes of the header the parser has consumed
+  std::uint32_t scanned_ = 0;            // where to look on for the header's end
   std::uint8_t empty_lines_ = 0;         // empty lines skipped before the request line
   std::size_t header_size_ = 0;          // bytes of the request line and header block
   std::size_t body_in_buffer_ = 0;       // body bytes kept right behind the header (fixed bodies)

@@ -50,8 +50,13 @@ class fake_client {
   void set_window(std::size_t bytes);
   // True once the server shut its sending side (a FIN) or closed the connection.
   bool server_done() const noexcept;
-  // True once the server closed the connection entirely.
+  // True once the server closed the connection entirely. After its handler, a server first
+  // shuts its sending side (server_done()) and reads until the client's EOF or for
+  // server_options::linger, and only then closes.
   bool server_closed() const noexcept;
+  // True if the server closed while bytes the client sent were still unread: a real socket
+  // would have sent a reset, which can destroy a response the client has not read yet.
+  bool server_reset() const noexcept;
 
   // --- faults (Seastar-style error injection) -------------------------------------------
   // The server's next transport read (or every one, if `always`) fails with `e`.

@@ -39,6 +39,7 @@ class fd_source final : public source {
   // stream socket of a known family.
   void start(server& srv) override;
   void stop() noexcept override;
+  void accept_pending() override;
   // "fd/3 (tcp/127.0.0.1:8080)".
   std::string name() const override;
 

@@ -22,8 +22,13 @@
 namespace lancer {
 
 struct tcp_options {
-  int backlog = 1024;                           // listen() backlog
-  bool reuse_port = true;                       // SO_REUSEPORT: one listener per thread
+  int backlog = 1024;      // listen() backlog
+  bool reuse_port = true;  // SO_REUSEPORT: one listener per thread
+  // Refuse to start if another socket is bound to the address already (another server, or
+  // a stale instance of this one): with SO_REUSEPORT the kernel would let both listen and
+  // share the connections. Set false for the second and later listeners a process opens on
+  // one port on purpose (one per thread), or to share a port with another process.
+  bool exclusive = true;
   bool no_delay = true;                         // TCP_NODELAY on accepted sockets
   std::chrono::milliseconds accept_pause{100};  // after EMFILE/ENFILE
 };
@@ -35,9 +40,12 @@ class tcp_source final : public source {
   ~tcp_source() override;
 
   // Binds and listens (SO_REUSEADDR, and SO_REUSEPORT if asked), then accepts for `srv`.
-  // Throws std::system_error naming the address if the socket cannot be bound or listened on.
+  // Throws std::system_error naming the address if the socket cannot be bound or listened on,
+  // or (exclusive) if another socket is bound there: "another server is listening there",
+  // with std::errc::address_in_use.
   void start(server& srv) override;
   void stop() noexcept override;
+  void accept_pending() override;
   std::string name() const override;
 
   // The port listened on (useful with port 0, "any free port"); 0 before start().

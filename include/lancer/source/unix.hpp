@@ -34,6 +34,7 @@ class unix_source final : public source {
   void start(server& srv) override;
   // Stops accepting and removes the socket file this source created.
   void stop() noexcept override;
+  void accept_pending() override;
   std::string name() const override;
 
  private:

@@ -55,6 +55,7 @@ class stream_transport final : public transport, public poll_target {
   void start_write(connection& c) override;
   void shutdown_write() noexcept override;
   void close() noexcept override;
+  bool input_pending() noexcept override;
   std::string_view peer_address() const override { return {peer_, peer_len_}; }
   std::string_view local_address() const override;
 
@@ -79,11 +80,11 @@ class stream_transport final : public transport, public poll_target {
   char peer_[53];  // "[v6 address]:port" at most
 };
 
-// Accepts what is waiting on the listening socket `listen_fd`, a burst at a time, and hands
-// each connection to `srv` (with TCP_NODELAY if `no_delay`). Returns 0 when the caller should
+// Accepts what is waiting on the listening socket `listen_fd`, at most `max` connections,
+// and hands each to `srv` (with TCP_NODELAY if `no_delay`). Returns 0 when the caller should
 // wait for the listening socket to be readable again, or the errno (EMFILE, ENFILE, ENOBUFS,
 // ENOMEM) for which it should pause accepting.
-int accept_burst(int listen_fd, server& srv, poll_set& set, bool no_delay);
+int accept_burst(int listen_fd, server& srv, poll_set& set, bool no_delay, int max = 64);
 
 // Sockets and acceptors bound to the io_context's own executor type, not the type-erased
 // any_io_executor: no type-erased dispatch per completion.
@@ -111,6 +112,11 @@ struct listener : std::enable_shared_from_this<listener<Protocol>> {
     pause = std::make_unique<asio::steady_timer>(io);
     accepting = true;
     wait_next();
+  }
+
+  // Takes every connection already queued on the socket (at most the backlog's worth).
+  void accept_pending() {
+    if (accepting && acceptor) accept_burst(acceptor->native_handle(), *srv, *set, no_delay, 4096);
   }
 
   void stop() noexcept {

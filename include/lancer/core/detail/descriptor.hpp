@@ -40,6 +40,8 @@ struct descriptor final : heap_node, thread_owner {
   descriptor* all_prev = nullptr;    // every live descriptor (intrusive)
   descriptor* all_next = nullptr;
   std::uint8_t expiry_stage = 0;  // 0: next expiry times out; 1: next expiry cuts off
+  bool wake_only = false;         // the deadline is a wake_at(): wake the thread, close nothing
+  bool lingering = false;         // handler done, FIN sent: reading until the peer's EOF
   bool ready = false;             // on the ready list
   bool finished = false;          // the handler's thread has ended
   bool wake_pushed = false;       // a wakeback is on its way to the thread
