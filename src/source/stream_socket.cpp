@@ -1,15 +1,19 @@
 #include "source/detail/stream_socket.hpp"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstring>
+#include <mutex>
 #include <system_error>
 
 #include <fmt/format.h>
@@ -21,6 +25,26 @@ namespace lancer::detail {
 namespace {
 
 constexpr std::size_t k_read_step = 4096;  // one pooled block: no malloc per read
+
+// The soft file limit, read once (RLIMIT_NOFILE; a limit set later is not seen).
+int file_limit() noexcept {
+  static const int limit = [] {
+    rlimit r{};
+    if (::getrlimit(RLIMIT_NOFILE, &r) != 0 || r.rlim_cur == RLIM_INFINITY ||
+        r.rlim_cur > INT_MAX) {
+      return INT_MAX;
+    }
+    return static_cast<int>(r.rlim_cur);
+  }();
+  return limit;
+}
+
+bool near_file_limit(int fd) noexcept {
+  return fd >= file_limit() - k_fd_headroom;
+}
+
+std::mutex g_reserve_mutex;
+int g_reserve[2] = {-1, -1};
 
 std::error_code last_error() noexcept {
   return {errno, std::system_category()};
@@ -47,6 +71,30 @@ std::size_t format_address(const sockaddr* a, socklen_t len, char* out, std::siz
 }
 
 }  // namespace
+
+bool hold_fd_reserve() noexcept {
+  std::lock_guard lock(g_reserve_mutex);
+  if (g_reserve[0] < 0 && ::pipe2(g_reserve, O_CLOEXEC) != 0) {
+    g_reserve[0] = g_reserve[1] = -1;
+    return false;
+  }
+  if (near_file_limit(std::max(g_reserve[0], g_reserve[1]))) {
+    // The reserve itself sits at the limit: give it back, it is what is left.
+    ::close(g_reserve[0]);
+    ::close(g_reserve[1]);
+    g_reserve[0] = g_reserve[1] = -1;
+    return false;
+  }
+  return true;
+}
+
+void release_fd_reserve() noexcept {
+  std::lock_guard lock(g_reserve_mutex);
+  if (g_reserve[0] < 0) return;
+  ::close(g_reserve[0]);
+  ::close(g_reserve[1]);
+  g_reserve[0] = g_reserve[1] = -1;
+}
 
 stream_transport::stream_transport(int fd, poll_set& set, const sockaddr* peer, socklen_t peer_len)
     : set_(set), fd_(fd) {
@@ -224,6 +272,8 @@ int accept_burst(int listen_fd, server& srv, poll_set& set, bool no_delay, int m
       const int on = 1;
       ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
     }
+    const bool near_limit = near_file_limit(fd);
+    if (near_limit) release_fd_reserve();  // before anything else may need a descriptor
     try {
       srv.add_connection(std::make_unique<stream_transport>(
           fd, set, reinterpret_cast<const sockaddr*>(&peer), len));
@@ -232,6 +282,7 @@ int accept_burst(int listen_fd, server& srv, poll_set& set, bool no_delay, int m
       // closed (by the transport's destructor), the listener and the others carry on.
       log(log_level::warn, "server", "connection dropped: {}", e.what());
     }
+    if (near_limit) return EMFILE;  // served; accepting pauses before the limit is reached
   }
   return 0;  // more may be waiting: the listener's next wait sees it at once
 }

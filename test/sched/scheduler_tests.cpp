@@ -391,14 +391,16 @@ TEST_CASE("reactor completion handlers run inside the scheduler's turns") {
 TEST_CASE("a signal pushed from another OS thread wakes a blocked scheduler") {
   scheduler s;
   std::vector<arrival> got;
-  const thread_id t = s.spawn([](std::vector<arrival>* out) -> task<> {
+  std::atomic<bool> waiting{false};
+  const thread_id t = s.spawn([](std::vector<arrival>* out, std::atomic<bool>* w) -> task<> {
+    *w = true;  // it parks in this same resumption, before any signal can be delivered
     const lancer::signal sig = co_await lancer::wait_signal();
     out->push_back({sig.value, 0});
     scheduler::current()->stop();
-  }(&got));
+  }(&got, &waiting));
   std::atomic<bool> started{false};
   std::thread other([&] {
-    while (s.stats().turns == 0)
+    while (!waiting)
       std::this_thread::sleep_for(1ms);  // t has parked
     started = true;
     std::this_thread::sleep_for(20ms);  // the scheduler is blocked in the reactor by now

@@ -14,10 +14,27 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
 SERVE = None
+
+# What a sanitizer's runtime prints when it finds something (ASan, UBSan, LSan, TSan).
+SANITIZER_REPORT = re.compile(
+    r"(ERROR: (Address|Leak|Thread|Memory)Sanitizer|WARNING: ThreadSanitizer|"
+    r"runtime error: |UndefinedBehaviorSanitizer|SUMMARY: \w+Sanitizer)")
+
+
+def check_no_sanitizer_report(stderr, who="lancer-serve"):
+    """Fails the running test if `stderr` holds a sanitizer report: a child's report is the
+    test's failure, whatever the child's exit code."""
+    if isinstance(stderr, bytes):
+        stderr = stderr.decode(errors="replace")
+    m = SANITIZER_REPORT.search(stderr)
+    if m:
+        start = max(0, stderr.rfind("\n", 0, m.start()))
+        raise AssertionError(f"{who} printed a sanitizer report:\n{stderr[start:start + 4000]}")
 
 
 def free_port(family=socket.AF_INET, host="127.0.0.1"):
@@ -29,7 +46,7 @@ def free_port(family=socket.AF_INET, host="127.0.0.1"):
 class Server:
     """Starts lancer-serve on a free port with a small root; stops it at the end."""
 
-    def __init__(self, *extra, listen=None, preexec=None):
+    def __init__(self, *extra, listen=None, preexec=None, binary=None):
         self.dir = tempfile.mkdtemp(prefix="lancer-serve-")
         self.root = os.path.join(self.dir, "root")
         os.makedirs(self.root)
@@ -41,17 +58,24 @@ class Server:
         self.last_stderr = ""
         self.port = free_port()
         self.listen = listen or f"tcp/$4:{self.port}"
+        # stderr goes to a file: a pipe nobody reads would fill and stall the server.
+        self.err_path = os.path.join(self.dir, "stderr.txt")
+        self.err = open(self.err_path, "wb")
         self.proc = subprocess.Popen(
-            [SERVE, "--listen", self.listen, "--root", self.root, "--out-pid", self.pid_file,
-             "--log-level", "warn", "--access-log", "off", *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=preexec)
+            [binary or SERVE, "--listen", self.listen, "--root", self.root, "--out-pid",
+             self.pid_file, "--log-level", "warn", "--access-log", "off", *extra],
+            stdout=subprocess.DEVNULL, stderr=self.err, preexec_fn=preexec)
         self.wait_ready()
+
+    def stderr_now(self):
+        with open(self.err_path, "rb") as f:
+            return f.read().decode(errors="replace")
 
     def wait_ready(self):
         deadline = time.time() + 10
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError("lancer-serve exited: " + self.proc.stderr.read().decode())
+                raise RuntimeError("lancer-serve exited: " + self.stderr_now())
             if os.path.exists(self.pid_file):
                 return
             time.sleep(0.02)
@@ -75,14 +99,15 @@ class Server:
                 out += chunk
 
     def stop(self):
+        """SIGTERM, wait, and return the exit code; fails the test on a sanitizer report."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         code = self.proc.wait(timeout=20)
-        self.proc.stdout.close()
-        if not self.proc.stderr.closed:
-            self.last_stderr = self.proc.stderr.read().decode()
-            self.proc.stderr.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if not self.err.closed:
+            self.err.close()
+            self.last_stderr = self.stderr_now()
+            shutil.rmtree(self.dir, ignore_errors=True)
+            check_no_sanitizer_report(self.last_stderr)
         return code
 
 
@@ -246,7 +271,9 @@ class RoughClientTests(unittest.TestCase):
 
 class FlagTests(unittest.TestCase):
     def run_serve(self, *args):
-        return subprocess.run([SERVE, *args], capture_output=True, timeout=20)
+        out = subprocess.run([SERVE, *args], capture_output=True, timeout=20)
+        check_no_sanitizer_report(out.stderr)
+        return out
 
     def test_help_lists_every_flag(self):
         out = self.run_serve("--help")
@@ -422,6 +449,7 @@ class SystemdTests(unittest.TestCase):
         proc.send_signal(signal.SIGTERM)
         self.assertEqual(notify.recv(256), b"STOPPING=1")
         self.assertEqual(proc.wait(timeout=20), 0)
+        check_no_sanitizer_report(proc.stderr.read())
 
 
 class UnixSocketTests(unittest.TestCase):
@@ -454,6 +482,7 @@ class UnixSocketTests(unittest.TestCase):
         self.assertTrue(os.path.exists(self.path))
         second = subprocess.run([SERVE, "--listen", f"unix/{self.path}"], capture_output=True,
                                 timeout=20)
+        check_no_sanitizer_report(second.stderr)
         self.assertNotEqual(second.returncode, 0)
         self.assertIn(b"another server is listening there", second.stderr)
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:  # the first still serves
@@ -461,6 +490,179 @@ class UnixSocketTests(unittest.TestCase):
             c.sendall(b"GET /plaintext HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             self.assertIn(b"Hello, World!", c.recv(4096))
         self.assertEqual(s.stop(), 0)
+
+
+class SanitizerReportTests(unittest.TestCase):
+    """The check every test runs on the server's stderr: a report fails the test, even when
+    the process exits 0."""
+
+    def test_a_report_on_stderr_fails_the_test(self):
+        work = tempfile.mkdtemp(prefix="lancer-fake-serve-")
+        self.addCleanup(shutil.rmtree, work, True)
+        fake = os.path.join(work, "fake-serve")
+        with open(fake, "w") as f:  # starts as lancer-serve does, reports, exits 0 on SIGTERM
+            f.write("#!/bin/sh\n"
+                    "while [ $# -gt 0 ]; do [ \"$1\" = --out-pid ] && echo $$ > \"$2\"; shift; done\n"
+                    "echo '==42==ERROR: AddressSanitizer: heap-use-after-free on address 0x1' >&2\n"
+                    "trap 'exit 0' TERM\n"
+                    "while :; do sleep 0.05; done\n")
+        os.chmod(fake, 0o755)
+        s = Server(binary=fake)
+        with self.assertRaisesRegex(AssertionError, "heap-use-after-free"):
+            s.stop()
+        self.assertEqual(s.proc.returncode, 0)
+        for text in ["t.cpp:3:5: runtime error: member call on address 0x1",
+                     "WARNING: ThreadSanitizer: data race (pid=1)",
+                     "==1==ERROR: LeakSanitizer: detected memory leaks"]:
+            with self.assertRaises(AssertionError):
+                check_no_sanitizer_report(text)
+        check_no_sanitizer_report("[2026-11-29 INFO server] listening on tcp/127.0.0.1:8080")
+
+
+class PortTests(unittest.TestCase):
+    def test_a_second_server_on_a_taken_port_is_refused_unless_it_asks_to_share(self):
+        s = Server()
+        self.addCleanup(s.stop)
+        second = subprocess.run([SERVE, "--listen", f"tcp/$4:{s.port}", "--access-log", "off"],
+                                capture_output=True, timeout=20)
+        check_no_sanitizer_report(second.stderr)
+        self.assertEqual(second.returncode, 1)
+        self.assertIn(b"another server is listening there", second.stderr)
+        self.assertIn(b"--reuse-port", second.stderr)
+        shared = Server("--reuse-port", listen=f"tcp/$4:{s.port}")
+        self.assertEqual(shared.stop(), 0)
+        c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=10)  # the first still serves
+        self.addCleanup(c.close)
+        c.request("GET", "/plaintext")
+        self.assertEqual(c.getresponse().read(), b"Hello, World!")
+
+
+def read_response(sock):
+    """One whole response with a Content-Length body, or None if the connection ended (EOF
+    or reset) before it was whole. Returns (head, body)."""
+    data = b""
+    try:
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return None
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = int(re.search(rb"\r\nContent-Length: (\d+)", head).group(1))
+        while len(body) < length:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return None
+            body += chunk
+        return head, body
+    except (ConnectionResetError, BrokenPipeError):
+        return None
+
+
+class DrainTests(unittest.TestCase):
+    """SIGTERM under a steady load, over real sockets: every request that reached the server
+    (its connection was accepted: the server's debug log names the client's port) is answered;
+    the process exits within --drain seconds and a small margin."""
+
+    REQ = b"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n"
+
+    def client(self, port, kind, stop, log):
+        """kind: 'keep' (keep-alive, back to back), 'pause' (keep-alive, 0-200 ms between
+        requests) or 'new' (a connection per request). Appends (client_port, outcome) per
+        request to `log`: answered, refused (connect failed) or unanswered."""
+        rnd = __import__("random").Random(hash((kind, threading.get_ident())))
+        sock = None
+        while not stop.is_set():
+            if sock is None:
+                try:
+                    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+                except OSError:
+                    log.append((None, "refused"))
+                    if stop.wait(0.05):
+                        break
+                    continue
+            me = sock.getsockname()[1]
+            try:
+                sock.sendall(self.REQ)
+            except OSError:
+                log.append((me, "unanswered"))
+                sock.close()
+                sock = None
+                continue
+            got = read_response(sock)
+            if got is None:
+                log.append((me, "unanswered"))
+                sock.close()
+                sock = None
+                continue
+            log.append((me, "answered"))
+            if kind == "new" or b"Connection: close" in got[0]:
+                sock.close()
+                sock = None
+            elif kind == "pause":
+                time.sleep(rnd.uniform(0, 0.2))
+        if sock is not None:
+            sock.close()
+
+    def test_no_request_that_reached_the_server_goes_unanswered(self):
+        s = Server("--log-level", "debug", "--drain", "5")
+        log = []
+        stop = threading.Event()
+        threads = [threading.Thread(target=self.client, args=(s.port, kind, stop, log))
+                   for kind in ["keep"] * 30 + ["pause"] * 10 + ["new"] * 20]
+        for t in threads:
+            t.start()
+        time.sleep(1.0)
+        sent_at = time.time()
+        s.proc.send_signal(signal.SIGTERM)
+        code = s.proc.wait(timeout=20)
+        took = time.time() - sent_at
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+        self.assertEqual(s.stop(), 0)
+        self.assertEqual(code, 0)
+        accepted = set(int(p) for p in re.findall(r"accepted from 127\.0\.0\.1:(\d+)",
+                                                   s.last_stderr))
+        answered = sum(1 for _, o in log if o == "answered")
+        lost = [p for p, o in log if o == "unanswered" and p in accepted]
+        never_accepted = [p for p, o in log if o == "unanswered" and p not in accepted]
+        print(f"\ndrain under load: {answered} answered, {len(lost)} lost, "
+              f"{len(never_accepted)} on connections the kernel queued and the server never "
+              f"accepted, {sum(1 for _, o in log if o == 'refused')} refused; exit after "
+              f"{took:.2f} s", file=sys.stderr)
+        self.assertGreater(answered, 100)
+        self.assertEqual(lost, [], "requests that reached the server went unanswered")
+        self.assertLess(took, 5.0)  # idle connections: drain_grace (1 s) and a linger, at most
+
+    def test_drain_is_a_bound_even_for_a_body_that_keeps_coming(self):
+        s = Server("--drain", "1", "--log-level", "warn")
+        sock = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+        self.addCleanup(sock.close)
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n")
+        stop = threading.Event()
+
+        def trickle():  # a chunk every 100 ms: progress, so no body timeout ever fires
+            while not stop.wait(0.1):
+                try:
+                    sock.sendall(b"x" * 2000)
+                except OSError:
+                    return
+
+        t = threading.Thread(target=trickle)
+        t.start()
+        self.addCleanup(t.join)
+        self.addCleanup(stop.set)
+        time.sleep(0.3)
+        sent_at = time.time()
+        s.proc.send_signal(signal.SIGTERM)
+        code = s.proc.wait(timeout=20)
+        took = time.time() - sent_at
+        self.assertEqual(s.stop(), 0)
+        self.assertEqual(code, 0)
+        self.assertLess(took, 1.0 + 0.1 + 0.3)  # --drain, the documented margin, process exit
+        self.assertGreaterEqual(took, 0.9)
+        self.assertIn("cut off at the drain deadline", s.last_stderr)
 
 
 if __name__ == "__main__":

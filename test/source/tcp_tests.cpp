@@ -181,7 +181,8 @@ TEST_CASE("a reader that starts late gets 8 MiB intact: writes wait for the sock
 }
 
 TEST_CASE("a reset while the handler waits for input ends its read with an error, quietly") {
-  std::string error;
+  std::string error;  // written by the server's thread, read once `failed` says so
+  std::atomic<bool> failed{false};
   tcp_fixture f{[&](connection& c, frame&, pubframe&) -> task<> {
     try {
       for (;;) {
@@ -191,6 +192,7 @@ TEST_CASE("a reset while the handler waits for input ends its read with an error
       }
     } catch (const std::system_error& e) {
       error = e.code().message();
+      failed = true;
     }
   }};
   const bool finished = lancer_test::run_with_client(f.sched, [&] {
@@ -200,10 +202,11 @@ TEST_CASE("a reset while the handler waits for input ends its read with an error
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     s.set_option(asio::socket_base::linger(true, 0));  // close sends RST
     s.close();
-    for (int i = 0; i < 100 && error.empty(); ++i)
+    for (int i = 0; i < 100 && !failed; ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
   });
   CHECK(finished);
+  REQUIRE(failed);
   CHECK(error == std::make_error_code(std::errc::connection_reset).message());
 }
 

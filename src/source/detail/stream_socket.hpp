@@ -83,8 +83,23 @@ class stream_transport final : public transport, public poll_target {
 // Accepts what is waiting on the listening socket `listen_fd`, at most `max` connections,
 // and hands each to `srv` (with TCP_NODELAY if `no_delay`). Returns 0 when the caller should
 // wait for the listening socket to be readable again, or the errno (EMFILE, ENFILE, ENOBUFS,
-// ENOMEM) for which it should pause accepting.
+// ENOMEM) for which it should pause accepting. EMFILE also means "close to the file limit":
+// an accepted descriptor within k_fd_headroom of it pauses accepting before the limit is hit.
 int accept_burst(int listen_fd, server& srv, poll_set& set, bool no_delay, int max = 64);
+
+// Descriptors kept free below the process's file limit. A process that has used its last
+// descriptor fails in odd places: a log file or a static file cannot be opened, and a
+// sanitizer's runtime (which makes a pipe to probe memory) reports false errors. So
+// accepting pauses once a new connection's descriptor comes within this many of the limit
+// (descriptors are handed out lowest first, so every lower one is in use then), and a
+// reserve of two held descriptors is given back for whatever needs one meanwhile.
+constexpr int k_fd_headroom = 8;
+
+// The process-wide reserve: two descriptors (a pipe) held while accepting goes on, given back
+// when it pauses near the file limit, taken again before it resumes. Thread-safe.
+// Returns false if it cannot be held (no descriptor free, or still too close to the limit).
+bool hold_fd_reserve() noexcept;
+void release_fd_reserve() noexcept;
 
 // Sockets and acceptors bound to the io_context's own executor type, not the type-erased
 // any_io_executor: no type-erased dispatch per completion.
@@ -105,6 +120,7 @@ struct listener : std::enable_shared_from_this<listener<Protocol>> {
   bool paused_logged = false;
 
   void start(server& s, std::unique_ptr<acceptor_on<Protocol>> a) {
+    hold_fd_reserve();
     srv = &s;
     acceptor = std::move(a);
     asio::io_context& io = s.sched().reactor();
@@ -142,6 +158,10 @@ struct listener : std::enable_shared_from_this<listener<Protocol>> {
       }
       return;
     }
+    if (paused_logged && !hold_fd_reserve()) {  // still at the file limit: wait on
+      pause_then_retry();
+      return;
+    }
     const int err = accept_burst(acceptor->native_handle(), *srv, *set, no_delay);
     if (err == 0) {
       if (paused_logged) {
@@ -151,6 +171,7 @@ struct listener : std::enable_shared_from_this<listener<Protocol>> {
       wait_next();
       return;
     }
+    if (err == EMFILE || err == ENFILE) release_fd_reserve();
     if (!paused_logged) {
       log(log_level::warn, "server", "accept paused: too many open files ({})",
           std::generic_category().message(err));
