@@ -304,11 +304,6 @@ int main(int argc, char** argv) {
     }
     workers.push_back(std::move(w));
   }
-  if (!o.pid_file.empty()) {
-    std::ofstream(o.pid_file) << ::getpid() << "\n";
-  }
-  if (o.systemd) lancer::systemd::notify("READY=1");
-
   // Signals arrive through worker 0's reactor; every worker is told to drain.
   worker& first = *workers[0];
   boost::asio::signal_set signals(first.sched.reactor(), SIGINT, SIGTERM, SIGHUP);
@@ -329,6 +324,11 @@ int main(int argc, char** argv) {
           w->request_drain();
       };
   signals.async_wait(on_signal);
+  // Ready only now: a SIGTERM from here on drains (before, it would have killed the process).
+  if (!o.pid_file.empty()) {
+    std::ofstream(o.pid_file) << ::getpid() << "\n";
+  }
+  if (o.systemd) lancer::systemd::notify("READY=1");
 
   for (std::size_t i = 1; i < workers.size(); ++i) {
     workers[i]->os_thread = std::thread([w = workers[i].get()] { w->sched.run_forever(); });
