@@ -43,7 +43,7 @@ void connection::wake_at(clock::time_point t) noexcept {
 bool connection::input_pending() noexcept {
   if (!in_.empty()) return true;
   if (eof_ || error_ || aborted_) return false;
-  return transport_->input_pending();
+  return transport_->input_pending() || !in_.empty();
 }
 void connection::clear_deadline() noexcept {
   server_.clear_deadline(desc_);
@@ -117,9 +117,13 @@ void connection::on_written(std::error_code ec) noexcept {
 // --- handler side ---------------------------------------------------------------------------
 
 void connection::write(std::string_view bytes) {
-  if (closed()) {
-    throw connection_error(std::make_error_code(std::errc::not_connected),
-                           "conn/" + std::to_string(id_) + ": write after close");
+  if (aborted_) {  // the transport failed, or the server cut the connection off
+    throw connection_error(error_ ? error_ : std::make_error_code(std::errc::not_connected),
+                           "conn/" + std::to_string(id_) + ": write after the connection ended");
+  }
+  if (closing_) {  // the handler closed it itself: writing now is a bug, not the peer's doing
+    throw std::system_error(std::make_error_code(std::errc::not_connected),
+                            "conn/" + std::to_string(id_) + ": write after close");
   }
   if (error_) throw_if_failed();
   out_.append(bytes);

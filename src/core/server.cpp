@@ -14,6 +14,11 @@ namespace lancer {
 using detail::descriptor;
 
 namespace {
+
+// While a drain runs, a wake_at() comes this long before the drain's deadline at the latest:
+// the handler gets a last turn (a last look for input) before what is left is cut off.
+constexpr clock::duration k_last_look = std::chrono::milliseconds(1);
+
 std::string conn_name(const connection& c) {
   return fmt::format("conn/{}", c.id());
 }
@@ -179,8 +184,10 @@ task<> server::manage() {
     process_ready();
     process_deadlines();
     if (stopping_ && live_ == 0) break;
-    if (ready_head_ != nullptr) continue;  // flagged while processing: no sleep
     manager_parked_ = true;
+    // Flagged while processing: run again next turn, after every other thread had its turn
+    // (a lingering connection whose reads complete at once must not hold the scheduler).
+    if (ready_head_ != nullptr) wake_manager();
     if (deadlines_.empty()) {
       manager_until_ = clock::time_point::max();
       co_await wait_signal(mask_of(signal_kind::wakeback));
@@ -268,6 +275,10 @@ void server::expire(descriptor& d) {
   if (d.wake_only) {  // wake_at(): the handler decides what the time means
     d.wake_only = false;
     flag(d);
+    if (stopping_) {
+      // The drain's deadline still holds, but the handler has its turn before it is cut.
+      set_deadline(d, std::max(drain_deadline_, sched_.now() + clock::duration(1)));
+    }
     return;
   }
   if (d.expiry_stage == 0) {
@@ -351,9 +362,11 @@ void server::reap(descriptor& d) noexcept {
 }
 
 void server::set_deadline(descriptor& d, clock::time_point t, bool wake_only) noexcept {
-  if (t > drain_deadline_) {
-    t = drain_deadline_;  // a drain bounds every deadline, and it is a hard one
-    wake_only = false;
+  if (wake_only && drain_deadline_ != clock::time_point::max() &&
+      t > drain_deadline_ - k_last_look) {
+    t = drain_deadline_ - k_last_look;  // the wake comes first: a last look before the cut
+  } else if (t > drain_deadline_) {
+    t = drain_deadline_;  // a drain bounds every deadline
   }
   d.wake_only = wake_only;
   d.due = t;

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <cstdint>
 #include <cstring>
 #include <ctime>
 
@@ -237,8 +238,9 @@ struct io {
       c.consume(n);
       in = c.buffered();
     }
-    const std::size_t longest = lim.target + k_line_overhead;
-    const std::size_t eol = in.substr(0, longest + 1).find('\n');
+    const std::size_t longest =
+        lim.target > SIZE_MAX - k_line_overhead ? SIZE_MAX : lim.target + k_line_overhead;
+    const std::size_t eol = in.substr(0, longest == SIZE_MAX ? longest : longest + 1).find('\n');
     if (eol == std::string_view::npos) {
       return in.size() > longest ? beast::error_code(error::target_too_long)
                                  : beast::error_code(beast::http::error::need_more);
@@ -258,6 +260,18 @@ struct io {
     return {};
   }
 
+  // Where the header block in `in` ends (one past its empty line), looking from `from` on; npos
+  // if it has not arrived yet. The end is an LF followed by an empty line, CRLF or a bare LF:
+  // Beast refuses the bare one (400) once it is fed, rather than it waiting for a CRLF.
+  static std::size_t header_end(std::string_view in, std::size_t from) noexcept {
+    for (std::size_t i = in.find('\n', from); i != std::string_view::npos;
+         i = in.find('\n', i + 1)) {
+      if (i + 1 < in.size() && in[i + 1] == '\n') return i + 2;
+      if (i + 2 < in.size() && in[i + 1] == '\r' && in[i + 2] == '\n') return i + 3;
+    }
+    return std::string_view::npos;
+  }
+
   // Feeds the parser the request's header once it is whole (the request line, checked by
   // start_line, and the field lines up to the empty line). Fed in pieces, Beast reads a header
   // differently: after it asked for more, it looks at the fields again only once the header's
@@ -269,15 +283,15 @@ struct io {
     if (req.line_size_ == 0) {
       const beast::error_code ec = start_line(c, req, lim);
       if (ec) return ec;
-      req.scanned_ = req.line_size_ - 2;  // the line's CRLF may begin the header's end
+      req.scanned_ = req.line_size_ - 1;  // the line's LF may begin the header's end
     }
     const std::string_view in = c.buffered();
-    const std::size_t end = in.find("\r\n\r\n", req.scanned_);
+    const std::size_t end = header_end(in, req.scanned_);
     const std::size_t block =
-        end == std::string_view::npos ? in.size() - req.line_size_ : end + 4 - req.line_size_;
+        end == std::string_view::npos ? in.size() - req.line_size_ : end - req.line_size_;
     if (block > lim.header_bytes) return beast::http::error::header_limit;
     if (end == std::string_view::npos) {
-      req.scanned_ = static_cast<std::uint32_t>(std::max<std::size_t>(req.scanned_, in.size() - 3));
+      req.scanned_ = static_cast<std::uint32_t>(std::max<std::size_t>(req.scanned_, in.size() - 2));
       return beast::http::error::need_more;
     }
     req.parser_ = new detail::request_parser(req, lim, req.line_size_);
@@ -296,6 +310,9 @@ struct io {
     if (ec == beast::http::error::need_more) ec = error::bad_field_value;
     if (!ec) {
       req.body_started_at_ = c.now();
+      // Body bytes that came with the header earn their time too: the deadline is the same
+      // however the bytes were cut.
+      req.body_received_ = in.size() - req.header_size_;
       arm_body_deadline(c, req, lim);
     }
     return ec;
@@ -308,7 +325,9 @@ struct io {
       c.set_timeout(lim.body_timeout);
       return;
     }
-    const std::uint64_t whole = req.body_received_ / lim.body_min_rate;
+    // At most 10^9 s: far beyond any deadline that matters, and no overflow in nanoseconds.
+    const std::uint64_t whole =
+        std::min<std::uint64_t>(req.body_received_ / lim.body_min_rate, 1'000'000'000);
     const std::uint64_t part = req.body_received_ % lim.body_min_rate;
     const auto earned = std::chrono::seconds(whole) +
                         std::chrono::microseconds(part * 1'000'000 / lim.body_min_rate);
@@ -324,12 +343,10 @@ struct io {
   // that arrived unseen.
   static task<bool> wait_between(connection& c, const limits& lim) {
     bool grace = false;
-    clock::time_point grace_end{};
     while (c.buffered().empty()) {
       if (c.draining() && !grace) {
         grace = true;
-        grace_end = c.now() + lim.drain_grace;
-        c.wake_at(grace_end);
+        c.wake_at(c.now() + lim.drain_grace);  // the core brings it before the drain's end
       } else if (!grace) {
         c.set_timeout(lim.idle_timeout);
       }
@@ -343,7 +360,7 @@ struct io {
         c.close();
         co_return false;
       }
-      if (*n == 0 && grace && c.now() >= grace_end) {
+      if (*n == 0 && grace) {  // the grace is over
         if (c.input_pending()) {
           c.clear_deadline();  // read it: no later than the drain's deadline
           continue;
@@ -367,6 +384,14 @@ struct io {
       if (ec != beast::http::error::need_more) {
         co_await reject(c, req, ec);
         co_return false;
+      }
+      if (req.line_size_ == 0 && c.buffered().empty()) {
+        // Only empty lines so far (a client ending a body with a stray CRLF): still between
+        // requests, so the idle wait (or a drain's grace) applies, not the header timeout.
+        const bool more = co_await wait_between(c, lim);
+        if (!more) co_return false;
+        c.set_timeout(lim.header_timeout);
+        continue;
       }
       const std::optional<std::size_t> n = co_await read_unless_expired(c);
       if (!n) {
@@ -519,7 +544,10 @@ struct io {
     if (asked || !req.keep_alive_ || unread) return true;
     if (!c.draining()) return false;
     const bool whole = !req.has_body() || req.body_done_;
-    return !whole || c.buffered().size() <= req.header_size_ + req.body_in_buffer_;
+    if (!whole) return true;
+    const std::string_view rest =
+        c.buffered().substr(std::min(c.buffered().size(), req.header_size_ + req.body_in_buffer_));
+    return rest.find_first_not_of("\r\n") == std::string_view::npos;  // empty lines: none
   }
 
   // Starts a response whose body follows in pieces: chunked on HTTP/1.1; on HTTP/1.0 the

@@ -2,6 +2,9 @@
 
 #include <boost/beast/http/error.hpp>
 
+#include <algorithm>
+#include <cstdint>
+
 #include "lancer/core/connection.hpp"
 #include "lancer/http/detail/request_parser.hpp"
 #include "lancer/http/error.hpp"
@@ -71,11 +74,11 @@ bool valid_host(std::string_view a) noexcept {
   std::string_view host = a;
   std::string_view port;
   if (!a.empty() && a.front() == '[') {
-    // IP-literal: hex digits, ':' and '.' (IPv6), or "v1.x" (IPvFuture), then ']'.
+    // IPv6 literal: hex digits, ':' and '.' (an embedded IPv4 address), then ']'.
     const std::size_t close = a.find(']');
     if (close == std::string_view::npos || close < 3) return false;
     for (const char c : a.substr(1, close - 1)) {
-      if (!hex_digit(c) && c != ':' && c != '.' && c != 'v' && c != 'V') return false;
+      if (!hex_digit(c) && c != ':' && c != '.') return false;
     }
     host = a.substr(0, close + 1);
     const std::string_view after = a.substr(close + 1);
@@ -222,9 +225,10 @@ bool clean_value(std::string_view v) noexcept {
 
 request_parser::request_parser(request& req, const limits& lim, std::size_t line_size)
     : req_(req), limits_(lim) {
-  // Room for the request line and the header block. Beast counts this per call from where
-  // the previous call stopped, so it is a backstop: wait() enforces `header_bytes` exactly.
-  header_limit(static_cast<std::uint32_t>(line_size + lim.header_bytes + 4));
+  // Room for the request line and the header block: parse() checks `header_bytes` exactly
+  // before the parser sees the header, so this only has to be large enough.
+  header_limit(static_cast<std::uint32_t>(
+      std::min<std::uint64_t>(std::uint64_t{line_size} + lim.header_bytes + 4, UINT32_MAX)));
   body_limit(lim.body);
   eager(false);
 }

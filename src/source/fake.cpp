@@ -121,7 +121,11 @@ class fake_transport final : public transport {
   }
   std::string_view peer_address() const override { return link_->peer; }
   std::string_view local_address() const override { return "fake"; }
-  bool input_pending() noexcept override { return link_->to_server_left() > 0; }
+  bool input_pending() noexcept override {
+    if (link_->to_server_left() == 0) return false;
+    link_->wake_read();  // an outstanding read takes them now
+    return true;
+  }
 
  private:
   std::shared_ptr<fake_link> link_;
@@ -138,6 +142,13 @@ void fake_client::write(std::string_view bytes) {
   }
   link_->to_server.append(bytes);
   link_->wake_read();
+}
+
+void fake_client::write_unseen(std::string_view bytes) {
+  if (link_->client_shut || link_->client_reset) {
+    throw std::logic_error("lancer::fake_client::write_unseen after shutdown_write or reset");
+  }
+  link_->to_server.append(bytes);
 }
 
 void fake_client::shutdown_write() {

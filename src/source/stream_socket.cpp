@@ -1,6 +1,7 @@
 #include "source/detail/stream_socket.hpp"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -37,6 +38,18 @@ int file_limit() noexcept {
     return static_cast<int>(r.rlim_cur);
   }();
   return limit;
+}
+
+// The descriptors this process has open (the reserve's included), or -1 if /proc is not there.
+int open_descriptors() noexcept {
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (dir == nullptr) return -1;
+  int n = 0;
+  while (const dirent* e = ::readdir(dir)) {
+    if (e->d_name[0] != '.') ++n;
+  }
+  ::closedir(dir);
+  return n - 1;  // the directory's own descriptor
 }
 
 bool near_file_limit(int fd) noexcept {
@@ -78,8 +91,12 @@ bool hold_fd_reserve() noexcept {
     g_reserve[0] = g_reserve[1] = -1;
     return false;
   }
-  if (near_file_limit(std::max(g_reserve[0], g_reserve[1]))) {
-    // The reserve itself sits at the limit: give it back, it is what is left.
+  // Room beyond the reserve: the process's open descriptors, counted, leave k_fd_headroom
+  // free. (Descriptor numbers say nothing here: the reserve takes the lowest free ones.)
+  // Without it, accepting would resume only to pause again at the next connection, and the
+  // process would creep up to its limit.
+  const int open = open_descriptors();
+  if (open >= 0 && open + k_fd_headroom > file_limit()) {
     ::close(g_reserve[0]);
     ::close(g_reserve[1]);
     g_reserve[0] = g_reserve[1] = -1;
@@ -218,8 +235,10 @@ bool stream_transport::input_pending() noexcept {
   if (fd_ < 0) return false;
   char byte;
   const ssize_t n = ::recv(fd_, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-  if (n > 0) readable_ = true;  // its edge may not have been seen yet: read without waiting
-  return n > 0;
+  if (n <= 0) return false;
+  readable_ = true;  // its edge may not have been seen yet: read without waiting
+  if (want_read_ != 0 && conn_ != nullptr) read_now(std::exchange(want_read_, 0));
+  return true;
 }
 
 void stream_transport::shutdown_write() noexcept {

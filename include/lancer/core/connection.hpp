@@ -84,8 +84,8 @@ class connection {
   // --- output --------------------------------------------------------------------------
 
   // Appends `bytes` to the outbound buffer. Nothing is sent until a flush, a send above the
-  // high-water mark, or a read. Throws lancer::connection_error if the connection is closed
-  // or failed.
+  // high-water mark, or a read. Throws lancer::connection_error if the connection failed or
+  // was cut off, std::system_error if the handler closed it itself.
   void write(std::string_view bytes);
 
   class flush_awaiter;
@@ -123,7 +123,8 @@ class connection {
   clock::time_point deadline() const noexcept;
   // In place of the deadline: at `t` the handler's thread is woken (a pending read returns 0,
   // as after require_wakeback()) and nothing is closed. A deadline set later replaces it.
-  // While the server drains, a `t` past the drain's deadline becomes that deadline.
+  // While the server drains, the wake comes 1 ms before the drain's deadline at the latest,
+  // so the handler has a last turn before what is left is cut off.
   void wake_at(clock::time_point t) noexcept;
 
   // True if input has arrived that no read has taken yet: a look at the transport without

@@ -35,10 +35,11 @@ class transport {
   // Closes both directions at once. Idempotent.
   virtual void close() noexcept = 0;
 
-  // True if input has arrived that no read has taken yet (the next start_read finds it at
-  // once). A look without waiting, for the moment before a close: a server that is about
-  // to hang up on an idle connection reads a request that just came instead. The default
-  // says false; stream sockets ask the kernel.
+  // True if input has arrived that no read has taken yet. A look without waiting, for the
+  // moment before a close: a server that is about to hang up on an idle connection reads a
+  // request that just came instead. A read already outstanding may complete at once with
+  // it (reporting through on_read as usual); otherwise the next start_read finds it. The
+  // default says false; stream sockets ask the kernel.
   virtual bool input_pending() noexcept { return false; }
 
   // "address:port", a socket path, or "fake/N"; valid as long as the transport.

@@ -45,8 +45,9 @@ struct limits {
   std::uint64_t body_min_rate = 1024;  // bytes per second
 };
 // Whether `authority` is a valid Host value (RFC 9110 7.2, RFC 3986 3.2.2): a reg-name, an
-// IPv4 address or a bracketed IP literal, then an optional ":port". Userinfo ("a@b"), spaces,
-// slashes, control characters and bytes above 0x7f are not. "" is valid (RFC 9110 7.2).
+// IPv4 address or a bracketed IPv6 literal, then an optional ":port". Userinfo ("a@b"),
+// spaces, slashes, control characters, bytes above 0x7f and IPvFuture literals are not.
+// "" is valid (RFC 9110 7.2).
 bool valid_host(std::string_view authority) noexcept;
 
 class request {

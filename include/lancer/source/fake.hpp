@@ -35,6 +35,10 @@ class fake_client {
   // --- what the client sends -------------------------------------------------------------
   // Queues `bytes` for the server. The server reads them as its handler asks.
   void write(std::string_view bytes);
+  // Queues `bytes` without telling the server's transport: a read already waiting goes on
+  // waiting, while its next read, and connection::input_pending(), find them. Bytes that
+  // arrived while the server was busy elsewhere, their readiness not seen yet.
+  void write_unseen(std::string_view bytes);
   // Half-close: after the bytes already written, the server's reads see EOF.
   void shutdown_write();
   // Resets the connection: the server's pending and later reads and writes fail with
