@@ -57,42 +57,33 @@ std::size_t count(const std::string& s, std::string_view what) {
 // `whole`'s answer. Stops at the first difference (one failure, not thousands).
 void check_splits(const std::string& input, const std::string& whole) {
   const std::size_t n = input.size();
+  // True (after one failed check naming the cuts) if `cuts` gets another answer.
+  const auto differs = [&](std::vector<std::size_t> cuts) {
+    const std::string got = run_split(input, cuts);
+    if (got == whole) return false;
+    std::string at;
+    for (const std::size_t c : cuts)
+      at += std::to_string(c) + " ";
+    CAPTURE(at);
+    CHECK(got == whole);
+    return true;
+  };
   for (std::size_t i = 1; i < n; ++i) {
-    const std::size_t cut[] = {i};
-    const std::string got = run_split(input, cut);
-    if (got != whole) {
-      CAPTURE(i);
-      CHECK(got == whole);
-      return;
-    }
+    if (differs({i})) return;
   }
   // Three pieces: about 1500 pairs of cuts spread over the input, and every pair near the
   // ends of the request line and of the header, where the parser changes state.
   const std::size_t step = std::max<std::size_t>(1, n / 38);
   for (std::size_t i = 1; i < n; i += step) {
     for (std::size_t j = i + 1; j < n; j += step) {
-      const std::size_t cut[] = {i, j};
-      const std::string got = run_split(input, cut);
-      if (got != whole) {
-        CAPTURE(i);
-        CAPTURE(j);
-        CHECK(got == whole);
-        return;
-      }
+      if (differs({i, j})) return;
     }
   }
   for (std::size_t at = input.find("\r\n"); at != std::string::npos;
        at = input.find("\r\n", at + 1)) {
     for (std::size_t i = at > 2 ? at - 2 : 1; i < std::min(n, at + 3); ++i) {
       for (std::size_t j = i + 1; j < std::min(n, i + 40); ++j) {
-        const std::size_t cut[] = {i, j};
-        const std::string got = run_split(input, cut);
-        if (got != whole) {
-          CAPTURE(i);
-          CAPTURE(j);
-          CHECK(got == whole);
-          return;
-        }
+        if (differs({i, j})) return;
       }
     }
   }
