@@ -113,7 +113,7 @@ void server::drain(clock::time_point deadline) {
     s->stop();
   for (descriptor* d = all_; d != nullptr; d = d->all_next) {
     set_deadline(*d, std::min(d->due, drain_deadline_), d->wake_only);
-    if (d->conn.waiting_ == connection::waiting::read) flag(*d);  // let idle handlers see it
+    if (d->conn.reader_.parked) d->conn.poke();  // let idle handlers see it: a read returns 0
   }
   wake_manager();
 }
@@ -232,11 +232,8 @@ void server::process_ready() {
     d->ready_next = nullptr;
     if (d->finished) {
       try_finish(*d);  // may reap d
-    } else if (d->conn.waiting_ != connection::waiting::none && !d->wake_pushed &&
-               d->conn.wake_condition_met()) {
-      d->wake_pushed = true;
-      ++stats_.wakebacks;
-      sched_.push(signal{d->thread, signal_kind::wakeback, d->conn.park_wait_, 0, manager_});
+    } else {
+      stats_.wakebacks += d->conn.wake_waiters(manager_);
     }
     d = next;
   }
@@ -274,7 +271,7 @@ void server::expire(descriptor& d) {
   }
   if (d.wake_only) {  // wake_at(): the handler decides what the time means
     d.wake_only = false;
-    flag(d);
+    c.poke();  // a pending read returns 0
     if (stopping_) {
       // The drain's deadline still holds, but the handler has its turn before it is cut.
       set_deadline(d, std::max(drain_deadline_, sched_.now() + clock::duration(1)));
@@ -286,7 +283,14 @@ void server::expire(descriptor& d) {
     log(log_level::debug, conn_name(c), "deadline passed");
     c.expired_ = true;  // reads fail from now on; writes still go out during the grace
     d.expiry_stage = 1;
+    // The pending co_await throws timed_out: the handler's, and another thread's waiting on
+    // the connection (a forwarder's second direction).
     sched_.push(signal{d.thread, signal_kind::timeout, 0, 0, manager_});
+    for (const stream::wait_slot* w : {&c.reader_, &c.writer_}) {
+      if (w->parked && w->thread != d.thread) {
+        sched_.push(signal{w->thread, signal_kind::timeout, 0, 0, manager_});
+      }
+    }
     if (options_.grace.count() > 0) {
       set_deadline(d, sched_.now() + options_.grace);
       return;
@@ -323,7 +327,7 @@ bool server::linger(descriptor& d) {
     d.lingering = true;
     if (!c.write_shut_) {
       c.write_shut_ = true;
-      c.transport_->shutdown_write();
+      c.link().shutdown_write();
     }
     set_deadline(d, sched_.now() + options_.linger);
   }
@@ -354,7 +358,7 @@ void server::reap(descriptor& d) noexcept {
     all_ = d.all_next;
   }
   if (d.all_next != nullptr) d.all_next->all_prev = d.all_prev;
-  d.link->close();
+  d.conn.close_transport();
   --live_;
   ++stats_.closed;
   log(log_level::debug, conn_name(d.conn), "closed");

@@ -146,6 +146,12 @@ void scheduler::report_error(thread_id id, const std::exception_ptr& error) noex
   }
 }
 
+void scheduler::resumed_off_trampoline() {
+  throw std::logic_error(
+      "lancer::scheduler: a coroutine resumed outside the scheduler tried to wait; an "
+      "awaitable must push a signal to resume a thread, never resume its handle directly");
+}
+
 void scheduler::throw_for_signal() const {
   if (running_->cancelled) throw cancelled{};
   throw timed_out{};
@@ -231,6 +237,14 @@ void scheduler::deliver(const signal& s) {
   if (s.kind == signal_kind::cancel) slot->cancelled = true;
   ++stats_.delivered;
 
+  if (LANCER_SCHED_CHECKS && detail::t_handoff) {
+    // Left by a task that finished in a coroutine resumed off the trampoline: its awaiter
+    // was never resumed, and would now run in the wrong thread.
+    report(
+        "a hand-over is pending outside the trampoline: a coroutine was resumed directly "
+        "(an awaitable must push a signal instead)");
+    detail::t_handoff = nullptr;
+  }
   const std::coroutine_handle<> h = std::exchange(slot->resume_at, nullptr);
   running_ = slot;
   running_id_ = s.target;

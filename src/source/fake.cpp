@@ -24,9 +24,9 @@ struct fake_fault {
 // The state both ends share. The transport end drops its connection pointer when closed.
 struct fake_link {
   scheduler* sched = nullptr;
-  connection* conn = nullptr;  // the server end, while open
-  std::uint64_t id = 0;        // the server's connection id
-  std::string peer;            // "fake/N"
+  sink* conn = nullptr;  // the server end, while open
+  std::uint64_t id = 0;  // the server's connection id
+  std::string peer;      // "fake/N"
 
   std::string to_server;  // written by the client, not read by the server yet
   std::size_t to_server_pos = 0;
@@ -47,7 +47,7 @@ struct fake_link {
   std::size_t to_server_left() const noexcept { return to_server.size() - to_server_pos; }
 
   // Serves a pending or new server read. Returns false if it must wait for the client.
-  bool serve_read(connection& c, std::size_t limit) {
+  bool serve_read(sink& c, std::size_t limit) {
     if (std::error_code e = read_fault.take()) return c.on_read(e), true;
     if (client_reset) return c.on_read(std::make_error_code(std::errc::connection_reset)), true;
     if (to_server_left() > 0) {
@@ -66,7 +66,7 @@ struct fake_link {
   }
 
   // Serves a pending or new server write. Returns false if it must wait for window.
-  bool serve_write(connection& c) {
+  bool serve_write(sink& c) {
     if (std::error_code e = write_fault.take()) return c.on_written(e), true;
     if (client_reset) return c.on_written(std::make_error_code(std::errc::broken_pipe)), true;
     const std::size_t room = window > to_client.size() ? window - to_client.size() : 0;
@@ -99,14 +99,14 @@ class fake_transport final : public transport {
   explicit fake_transport(std::shared_ptr<fake_link> link) : link_(std::move(link)) {}
   ~fake_transport() override { close(); }
 
-  void start_read(connection& c, std::size_t limit) override {
+  void start_read(sink& c, std::size_t limit) override {
     link_->conn = &c;
     if (!link_->serve_read(c, limit)) {
       link_->read_pending = true;
       link_->read_limit = limit;
     }
   }
-  void start_write(connection& c) override {
+  void start_write(sink& c) override {
     link_->conn = &c;
     if (!link_->serve_write(c)) link_->write_pending = true;
   }

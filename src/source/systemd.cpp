@@ -20,7 +20,7 @@ namespace lancer {
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
-using stream = asio::local::stream_protocol;
+using local_stream = asio::local::stream_protocol;
 
 namespace systemd {
 
@@ -64,7 +64,7 @@ struct fd_source::state {
   int fd;
   std::string shown;
   std::shared_ptr<detail::listener<tcp>> tcp_listen;
-  std::shared_ptr<detail::listener<stream>> unix_listen;
+  std::shared_ptr<detail::listener<local_stream>> unix_listen;
 };
 
 fd_source::fd_source(int fd) : state_(std::make_shared<state>(fd)) {}
@@ -105,12 +105,12 @@ void fd_source::start(server& srv) {
     st.tcp_listen->no_delay = true;
     st.tcp_listen->start(srv, std::move(acceptor));
   } else if (addr.ss_family == AF_UNIX) {
-    auto acceptor = std::make_unique<detail::acceptor_on<stream>>(io);
-    acceptor->assign(stream(), st.fd, ec);
+    auto acceptor = std::make_unique<detail::acceptor_on<local_stream>>(io);
+    acceptor->assign(local_stream(), st.fd, ec);
     if (ec) throw std::system_error(ec, fmt::format("fd/{}", st.fd));
     acceptor->non_blocking(true, ec);
     st.shown = fmt::format("fd/{} (unix/{})", st.fd, acceptor->local_endpoint(ec).path());
-    st.unix_listen = std::make_shared<detail::listener<stream>>();
+    st.unix_listen = std::make_shared<detail::listener<local_stream>>();
     st.unix_listen->start(srv, std::move(acceptor));
   } else {
     throw std::system_error(std::make_error_code(std::errc::address_family_not_supported),

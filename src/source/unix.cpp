@@ -13,13 +13,14 @@
 namespace lancer {
 
 namespace asio = boost::asio;
-using stream = asio::local::stream_protocol;
+using local_stream = asio::local::stream_protocol;
 
 struct unix_source::state {
   state(address a, unix_options o) : where(std::move(a)), options(o) {}
   address where;
   unix_options options;
-  std::shared_ptr<detail::listener<stream>> listen = std::make_shared<detail::listener<stream>>();
+  std::shared_ptr<detail::listener<local_stream>> listen =
+      std::make_shared<detail::listener<local_stream>>();
   bool created = false;  // the socket file is ours to remove
 };
 
@@ -49,9 +50,9 @@ void clear_path(const std::string& path, asio::io_context& io) {
     throw std::system_error(std::make_error_code(std::errc::file_exists),
                             "unix/" + path + ": exists and is not a socket; not touching it");
   }
-  stream::socket probe(io);
+  local_stream::socket probe(io);
   boost::system::error_code ec;
-  probe.connect(stream::endpoint(path), ec);
+  probe.connect(local_stream::endpoint(path), ec);
   if (!ec) {
     throw std::system_error(std::make_error_code(std::errc::address_in_use),
                             "unix/" + path + ": another server is listening there");
@@ -66,14 +67,14 @@ void unix_source::start(server& srv) {
   asio::io_context& io = srv.sched().reactor();
   const std::string& path = st.where.path;
   clear_path(path, io);
-  auto acceptor = std::make_unique<detail::acceptor_on<stream>>(io);
+  auto acceptor = std::make_unique<detail::acceptor_on<local_stream>>(io);
   boost::system::error_code ec;
   auto fail = [&](const char* step) {
     if (ec) throw std::system_error(ec, fmt::format("unix/{}: cannot {}", path, step));
   };
-  acceptor->open(stream(), ec);
+  acceptor->open(local_stream(), ec);
   fail("open a socket");
-  acceptor->bind(stream::endpoint(path), ec);
+  acceptor->bind(local_stream::endpoint(path), ec);
   fail("bind");
   st.created = true;
   if (::chmod(path.c_str(), st.options.mode) != 0) {

@@ -24,6 +24,7 @@
 #include "lancer/log.hpp"
 #include "lancer/sched/awaitables.hpp"
 #include "run_with_client.hpp"
+#include "tcp_client.hpp"
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
@@ -31,28 +32,10 @@ using lancer::connection;
 using lancer::frame;
 using lancer::pubframe;
 using lancer::task;
+using lancer_test::connect_to;
+using lancer_test::read_until_closed;
 
 namespace {
-
-tcp::socket connect_to(asio::io_context& io, const char* host, std::uint16_t port) {
-  tcp::socket s(io);
-  s.connect(tcp::endpoint(asio::ip::make_address(host), port));
-  return s;
-}
-
-// Reads until the server closes, or gives up after 5 s without a byte: a server that never
-// closes fails the test instead of hanging it (Asio's blocking reads would wait forever).
-std::string read_until_closed(tcp::socket& s) {
-  const timeval limit{5, 0};
-  ::setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
-  std::string out;
-  char buf[4096];
-  for (;;) {
-    const ssize_t n = ::recv(s.native_handle(), buf, sizeof buf, 0);
-    if (n <= 0) return n == 0 ? out : out + "<no EOF>";
-    out.append(buf, static_cast<std::size_t>(n));
-  }
-}
 
 // A server on a TCP source at a free loopback port, logging warnings only while it lives.
 struct tcp_fixture {

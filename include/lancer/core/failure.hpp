@@ -8,18 +8,10 @@
 #include <string>
 #include <system_error>
 
+#include "lancer/io/error.hpp"
 #include "lancer/log.hpp"
 
 namespace lancer {
-
-// A transport failure on a connection: the peer reset it or went away, a write met a connection
-// that failed or was cut off, more input was buffered than the server allows, or a fault was
-// injected. The connection's awaitables and write() throw it; it is the peer's doing, not a
-// bug. (A write after the handler's own close() is a bug: that throws std::system_error.)
-class connection_error : public std::system_error {
- public:
-  using std::system_error::system_error;
-};
 
 struct failure {
   log_level level = log_level::error;  // how loud: ERROR only for the server's own faults

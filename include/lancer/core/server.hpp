@@ -32,7 +32,8 @@
 #include "lancer/core/connection.hpp"
 #include "lancer/core/frame.hpp"
 #include "lancer/core/source.hpp"
-#include "lancer/core/transport.hpp"
+#include "lancer/io/stream.hpp"
+#include "lancer/io/transport.hpp"
 #include "lancer/sched/detail/timer_heap.hpp"
 #include "lancer/sched/scheduler.hpp"
 #include "lancer/sched/task.hpp"
@@ -43,12 +44,11 @@ namespace detail {
 struct descriptor;
 }
 
-struct server_options {
+// Each connection's stream options (high_water, read_chunk, max_buffered: io/stream.hpp), and
+// the server's own.
+struct server_options : stream_options {
   clock::duration timeout = std::chrono::seconds(60);  // each new connection's deadline; 0: none
   clock::duration grace = std::chrono::seconds(1);     // after a timeout, until the cut-off
-  std::size_t high_water = 256 * 1024;                 // send() waits above this many unsent bytes
-  std::size_t read_chunk = 64 * 1024;                  // most bytes one transport read appends
-  std::size_t max_buffered = 1 << 20;  // read() fails once this many bytes sit unconsumed
   // After a handler is done and its output sent, the server shuts its sending side (a FIN)
   // and reads and drops what the peer still sends, until the peer's EOF or for at most this
   // long, before it closes (RFC 9112 9.6). Closing a socket with unread input makes the

@@ -39,7 +39,7 @@ class parking_awaiter {
 
  protected:
   // Parks and returns the suspension's number.
-  std::uint32_t park(std::coroutine_handle<> h) noexcept {
+  std::uint32_t park(std::coroutine_handle<> h) {
     suspended_ = true;
     return sched_->park(h, accepts_);
   }
@@ -148,7 +148,7 @@ class wait_signal : public detail::parking_awaiter {
                                            mask_of(signal_kind::wakeback) |
                                            mask_of(signal_kind::value_ready);
   explicit wait_signal(signal_mask accepts = k_default) : parking_awaiter(accepts) {}
-  void await_suspend(std::coroutine_handle<> h) noexcept { park(h); }
+  void await_suspend(std::coroutine_handle<> h) { park(h); }
   signal await_resume() const { return finish(); }
 };
 

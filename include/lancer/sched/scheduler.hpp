@@ -175,6 +175,15 @@ class scheduler {
   void set_check_handler(check_handler h) { on_check_ = std::move(h); }
 
   // --- For awaitable authors (lancer's own awaitables are built on these) ---------------
+  //
+  // The rule: a parked thread is resumed only by a signal (push()), never by resuming its
+  // coroutine handle directly, not even from a completion handler on this OS thread. Its
+  // tasks hand control to each other through the trampoline the scheduler runs them under;
+  // a coroutine resumed anywhere else would lose those hand-overs. An Asio operation is
+  // awaited through lancer::use_signal (io/asio.hpp), which follows the rule. A breach is
+  // caught: park() outside a thread the scheduler is running throws std::logic_error, and
+  // builds with checks report a hand-over left behind by a coroutine resumed off the
+  // trampoline.
 
   // The running thread, or an empty id outside a thread.
   thread_id current_thread() const noexcept { return running_id_; }
@@ -184,7 +193,10 @@ class scheduler {
 
   // Parks the running thread at `h` until a signal of a kind in `accepts` (or cancel or
   // timeout) arrives. Returns the number of this suspension, for `signal::wait`.
-  std::uint32_t park(std::coroutine_handle<> h, signal_mask accepts) noexcept {
+  std::uint32_t park(std::coroutine_handle<> h, signal_mask accepts) {
+    if (running_ == nullptr) [[unlikely]] {
+      resumed_off_trampoline();
+    }
     running_->resume_at = h;
     running_->accepts = accepts;
     if (++running_->wait == 0) running_->wait = 1;  // 0 means "any suspension" in a signal
@@ -224,6 +236,7 @@ class scheduler {
   struct reactor_state;
 
   [[noreturn]] void throw_for_signal() const;
+  [[noreturn]] static void resumed_off_trampoline();
   void push_remote(signal s);
   thread_slot& slot(std::uint32_t index) noexcept {
     return chunks_[index >> k_chunk_bits][index & (k_chunk_size - 1)];

@@ -17,7 +17,7 @@
 #include <string>
 
 #include "lancer/core/source.hpp"
-#include "lancer/source/address.hpp"
+#include "lancer/io/address.hpp"
 
 namespace lancer {
 

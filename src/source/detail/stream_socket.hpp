@@ -1,13 +1,5 @@
-// The transport for stream sockets (TCP and Unix) and the accept loop, shared by their
-// sources. Private to src/.
-//
-// A connected socket is a plain non-blocking descriptor in the io_context's poll_set,
-// edge-triggered: the transport remembers whether input may be waiting and whether the
-// socket may take output, and a system call is made only when it can succeed or tell
-// something. A read that comes back short means the kernel had nothing more, so the next read
-// waits for the edge (unless the peer has half-closed: then the EOF is still to be read);
-// nothing is armed per read. A connection waiting for input holds no
-// buffer: only its descriptor and this object.
+// The accept loop shared by the stream-socket sources (TCP, Unix, systemd). Private to src/.
+// A connected socket becomes an io fd_transport (io/detail/fd_transport.hpp).
 //
 // The listening socket is Asio's (open, options, bind, listen); accepting is accept4 after
 // Asio reports the socket readable, a burst at a time, so the accepted descriptor comes
@@ -26,59 +18,16 @@
 #include <memory>
 #include <string>
 
+#include "io/detail/fd_transport.hpp"
+#include "io/detail/poll_set.hpp"
+#include "io/detail/pooled.hpp"
 #include "lancer/core/server.hpp"
-#include "lancer/core/transport.hpp"
 #include "lancer/log.hpp"
 #include "lancer/sched/detail/frame_pool.hpp"
-#include "source/detail/poll_set.hpp"
-#include "source/detail/pooled.hpp"
 
 namespace lancer::detail {
 
 namespace asio = boost::asio;
-
-class stream_transport final : public transport, public poll_target {
- public:
-  // Takes `fd` (connected, non-blocking) and adds it to `set`. `peer`, as accept gave it,
-  // names the other end in logs (an AF_UNIX peer is "unix"). Throws std::system_error if the
-  // socket cannot be watched; `fd` is closed then.
-  stream_transport(int fd, poll_set& set, const sockaddr* peer, socklen_t peer_len);
-  ~stream_transport() override;
-  stream_transport(const stream_transport&) = delete;
-  stream_transport& operator=(const stream_transport&) = delete;
-
-  // Transports come and go with connections: recycle their memory like coroutine frames.
-  static void* operator new(std::size_t n) { return frame_pool::allocate(n); }
-  static void operator delete(void* p, std::size_t n) noexcept { frame_pool::deallocate(p, n); }
-
-  void start_read(connection& c, std::size_t limit) override;
-  void start_write(connection& c) override;
-  void shutdown_write() noexcept override;
-  void close() noexcept override;
-  bool input_pending() noexcept override;
-  std::string_view peer_address() const override { return {peer_, peer_len_}; }
-  std::string_view local_address() const override;
-
-  void on_ready(std::uint32_t events) noexcept override;
-
- private:
-  void read_now(std::size_t limit);
-  void write_now();
-
-  poll_set& set_;
-  connection* conn_ = nullptr;   // the connection it reports to, once it asked for something
-  mutable std::string local_;    // getsockname's answer, formatted on first use
-  int fd_;                       // -1 once closed
-  std::uint32_t want_read_ = 0;  // a read waits for input: its limit in bytes (0: none)
-  bool readable_ = true;         // input may be waiting: an edge since the last short read
-  bool writable_ = true;         // output may be taken: an edge since the last EAGAIN
-  bool want_write_ = false;      // a write waits for the socket to take output
-  // The peer half-closed or the socket failed (EPOLLRDHUP, EPOLLHUP, EPOLLERR): a short read
-  // no longer means "nothing more", as the EOF or the error is still to be read.
-  bool peer_done_ = false;
-  std::uint8_t peer_len_ = 0;
-  char peer_[53];  // "[v6 address]:port" at most
-};
 
 // Accepts what is waiting on the listening socket `listen_fd`, at most `max` connections,
 // and hands each to `srv` (with TCP_NODELAY if `no_delay`). Returns 0 when the caller should

@@ -10,7 +10,7 @@
 
 #include "lancer/core/connection.hpp"
 #include "lancer/core/frame.hpp"
-#include "lancer/core/transport.hpp"
+#include "lancer/io/transport.hpp"
 #include "lancer/sched/detail/frame_pool.hpp"
 #include "lancer/sched/detail/timer_heap.hpp"
 #include "lancer/sched/scheduler.hpp"
@@ -20,7 +20,7 @@ namespace lancer::detail {
 
 struct descriptor final : heap_node, thread_owner {
   descriptor(server& srv, std::uint64_t id, std::unique_ptr<transport> t)
-      : link(std::move(t)), conn(srv, *this, id, link.get()) {}
+      : conn(srv, *this, id, std::move(t)) {}
 
   // Descriptors come and go with connections: recycle their memory like coroutine frames.
   static void* operator new(std::size_t n) { return frame_pool::allocate(n); }
@@ -28,8 +28,7 @@ struct descriptor final : heap_node, thread_owner {
 
   void thread_ended(thread_id t, bool finished, std::exception_ptr error) noexcept override;
 
-  std::unique_ptr<transport> link;  // the source's transport; closed before it is destroyed
-  connection conn;
+  connection conn;      // owns the source's transport
   lancer::frame frame;  // the handler's per-connection state
   thread_id thread;     // the handler's thread
   // The deadline (max: none). The heap key (heap_node::deadline) is never later: a deadline
@@ -44,7 +43,6 @@ struct descriptor final : heap_node, thread_owner {
   bool lingering = false;         // handler done, FIN sent: reading until the peer's EOF
   bool ready = false;             // on the ready list
   bool finished = false;          // the handler's thread has ended
-  bool wake_pushed = false;       // a wakeback is on its way to the thread
 };
 
 }  // namespace lancer::detail

@@ -1,4 +1,4 @@
-#include "source/detail/poll_set.hpp"
+#include "io/detail/poll_set.hpp"
 
 #include <sys/epoll.h>
 #include <unistd.h>
@@ -7,7 +7,7 @@
 #include <system_error>
 
 #include "lancer/log.hpp"
-#include "source/detail/pooled.hpp"
+#include "io/detail/pooled.hpp"
 
 namespace lancer::detail {
 

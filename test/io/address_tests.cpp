@@ -1,5 +1,5 @@
 // Listening addresses: the connector/addr:port form, shorthands, and errors that point.
-#include "lancer/source/address.hpp"
+#include "lancer/io/address.hpp"
 
 #include <doctest/doctest.h>
 

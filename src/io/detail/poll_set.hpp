@@ -1,5 +1,5 @@
 // lancer::detail::poll_set: edge-triggered readiness for every connected socket of one
-// io_context, through a single descriptor in Asio's reactor. Private to src/source.
+// io_context, through a single descriptor in Asio's reactor. Private to src/.
 //
 // Why not one Asio wait per socket: Asio arms each readiness wait with an epoll_ctl call
 // (a system call per request on a keep-alive connection: 6% of lancer-serve's time under

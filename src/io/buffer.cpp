@@ -1,4 +1,4 @@
-#include "lancer/core/buffer.hpp"
+#include "lancer/io/buffer.hpp"
 
 #include <algorithm>
 #include <cstring>

@@ -1,4 +1,4 @@
-// Asio handlers whose operation memory comes from the frame pool. Private to src/source.
+// Asio handlers whose operation memory comes from the frame pool. Private to src/.
 //
 // Asio recycles handler memory only inside its own run loop; lancer starts waits from
 // coroutines the scheduler resumes, outside it, so Asio would malloc one operation per wait.

@@ -1,4 +1,4 @@
-#include "lancer/source/address.hpp"
+#include "lancer/io/address.hpp"
 
 #include <charconv>
 
@@ -52,9 +52,32 @@ bool valid_ipv6(std::string_view h) {
   return h.find(':') != std::string_view::npos;
 }
 
+// A DNS name: dot-separated labels of letters, digits and '-' (not first or last), 1 to 63
+// bytes each, 253 in all, and not all digits (that would be a malformed IPv4 address).
+bool valid_dns_name(std::string_view name) noexcept {
+  if (name.empty() || name.size() > 253) return false;
+  bool all_digits = true;
+  std::size_t label = 0;
+  for (std::size_t i = 0; i <= name.size(); ++i) {
+    const char c = i < name.size() ? name[i] : '.';
+    if (c == '.') {
+      if (label == 0 || label > 63 || name[i - 1] == '-') return false;
+      label = 0;
+      continue;
+    }
+    const bool letter = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    const bool digit = c >= '0' && c <= '9';
+    if (!letter && !digit && c != '-') return false;
+    if (c == '-' && label == 0) return false;
+    if (!digit && c != '.') all_digits = false;
+    ++label;
+  }
+  return !all_digits;
+}
+
 }  // namespace
 
-address parse_address(std::string_view text) {
+address parse_address(std::string_view text, bool names) {
   const std::string all(text);
   const std::size_t slash = text.find('/');
   if (slash == std::string_view::npos) {
@@ -107,8 +130,10 @@ address parse_address(std::string_view text) {
       throw address_error(all, host_at, "missing host (use *4 for every IPv4 address)");
     } else if (host.find(':') != std::string_view::npos) {
       throw address_error(all, host_at, "an IPv6 address needs brackets: [::1]:8080");
-    } else if (host != "localhost" && !valid_ipv4(host)) {
-      throw address_error(all, host_at, "not an IPv4 address, [IPv6] address or shorthand");
+    } else if (host != "localhost" && !valid_ipv4(host) && !(names && valid_dns_name(host))) {
+      throw address_error(all, host_at,
+                          names ? "not an IPv4 address, [IPv6] address, host name or shorthand"
+                                : "not an IPv4 address, [IPv6] address or shorthand");
     }
   }
   const std::string_view port = text.substr(colon + 1);

@@ -1,4 +1,4 @@
-// Listening addresses, written `connector/addr:port`:
+// Addresses, written `connector/addr:port`:
 //
 //   tcp/127.0.0.1:8080   tcp/[::1]:8080   tcp/*4:80   unix//run/lancer.sock
 //
@@ -16,7 +16,8 @@ namespace lancer {
 struct address {
   enum class kind : std::uint8_t { tcp, unix_socket };
   kind connector = kind::tcp;
-  std::string host;  // tcp: a literal IPv4/IPv6 address or "localhost", without brackets
+  std::string host;  // tcp: a literal IPv4/IPv6 address, "localhost" or (to connect) a DNS
+                     // name, without brackets
   std::uint16_t port = 0;
   std::string path;  // unix: the socket file's path
 
@@ -38,7 +39,9 @@ class address_error : public std::invalid_argument {
   std::size_t column_;
 };
 
-// Parses `text`. Throws address_error.
-address parse_address(std::string_view text);
+// Parses `text`. Throws address_error. With `names`, a tcp host may also be a DNS name
+// ("tcp/backend.internal:8080"), for addresses a program connects to; a listener's address
+// takes literal addresses and shorthands only.
+address parse_address(std::string_view text, bool names = false);
 
 }  // namespace lancer

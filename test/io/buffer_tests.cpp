@@ -1,5 +1,5 @@
 // lancer::buffer: a byte queue that gives its storage back.
-#include "lancer/core/buffer.hpp"
+#include "lancer/io/buffer.hpp"
 
 #include <doctest/doctest.h>
 
