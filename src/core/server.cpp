@@ -125,6 +125,7 @@ connection* server::add_connection(std::unique_ptr<transport> t) {
     t->close();
     return nullptr;
   }
+  if (layer_) t = layer_(std::move(t));
   auto* d = new descriptor(*this, next_id_++, std::move(t));
   d->all_next = all_;
   if (all_ != nullptr) all_->all_prev = d;

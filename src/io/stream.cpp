@@ -169,7 +169,14 @@ std::size_t stream::wake_waiters(thread_id source) noexcept {
 
 void stream::expire() noexcept {
   expired_ = true;
-  poke();
+  news_ = true;
+  // The other direction's waiter, if parked, throws timed_out too.
+  for (wait_slot* w : {&reader_, &writer_}) {
+    if (w->parked && !w->pushed) {
+      w->pushed = true;
+      sched_.push(signal{w->thread, signal_kind::timeout, w->wait, 0, {}});
+    }
+  }
 }
 
 std::uint32_t stream::park(wait_slot& w, std::coroutine_handle<> h) {
@@ -203,9 +210,9 @@ stream::read_awaiter stream::read() {
 }
 
 bool stream::read_awaiter::await_ready() {
+  before_ = s_.in_.size();
   if (s_.sched_.current_cancelled()) return true;
   if (s_.expired_ || s_.error_ || s_.eof_) return true;
-  before_ = s_.in_.size();
   s_.request_read();  // may complete at once
   return s_.in_.size() > before_ || s_.eof_ || s_.error_;
 }

@@ -106,6 +106,11 @@ class server {
   // the connection, or null if the server is stopping (the transport is then closed).
   connection* add_connection(std::unique_ptr<transport> t);
 
+  // Puts a layer (io/layer.hpp: TLS, framing) on every connection from now on, whatever its
+  // source: `wrap` gets the source's transport and returns the one the connection uses.
+  using layer_maker = std::function<std::unique_ptr<transport>(std::unique_ptr<transport>)>;
+  void set_layer(layer_maker wrap) { layer_ = std::move(wrap); }
+
   scheduler& sched() noexcept { return sched_; }
   pubframe& shared() noexcept { return pub_; }
   const server_options& options() const noexcept { return options_; }
@@ -135,6 +140,7 @@ class server {
 
   scheduler& sched_;
   handler handler_;
+  layer_maker layer_;  // wraps each source's transport, if set
   server_options options_;
   pubframe pub_;
   std::vector<source*> sources_;

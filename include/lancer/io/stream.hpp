@@ -219,7 +219,7 @@ class stream : public sink {
     on_event();
   }
 
-  // The waits end with `timed_out` from now on (the deadline passed).
+  // The deadline passed: reads fail from now on, and a waiter still parked throws timed_out.
   void expire() noexcept;
   // Throws what a failed stream throws: timed_out past the deadline, else the error.
   void throw_if_failed() const;

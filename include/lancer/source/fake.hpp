@@ -11,74 +11,39 @@
 //
 // The client end can write whole or in pieces, half-close, reset, read what the server sent,
 // play a slow reader (a small receive window: the server's writes stall until it reads), and
-// inject transport faults, once or for good, on the server's reads or writes.
+// inject transport faults, once or for good, on the server's reads or writes. It is one side
+// of a fake link (io/fake_network.hpp); dialer() lets a fake_network send programs' outbound
+// connections to this source's server.
 #pragma once
 
-#include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <string>
-#include <string_view>
-#include <system_error>
 
 #include "lancer/core/server.hpp"
 #include "lancer/core/source.hpp"
+#include "lancer/io/fake_network.hpp"
 
 namespace lancer {
 
-namespace detail {
-struct fake_link;
-}
-
-class fake_client {
+class fake_client : public fake_end {
  public:
-  // --- what the client sends -------------------------------------------------------------
-  // Queues `bytes` for the server. The server reads them as its handler asks.
-  void write(std::string_view bytes);
-  // Queues `bytes` without telling the server's transport: a read already waiting goes on
-  // waiting, while its next read, and connection::input_pending(), find them. Bytes that
-  // arrived while the server was busy elsewhere, their readiness not seen yet.
-  void write_unseen(std::string_view bytes);
-  // Half-close: after the bytes already written, the server's reads see EOF.
-  void shutdown_write();
-  // Resets the connection: the server's pending and later reads and writes fail with
-  // connection_reset. Bytes the server had not read are lost, as with a real RST.
-  void reset();
-
-  // --- what the client receives ----------------------------------------------------------
-  // Takes everything the server sent so far (and lets a stalled server write go on).
-  std::string read();
-  // Bytes the server sent that read() has not taken yet.
-  std::size_t available() const noexcept;
-  // Slow reader: the server may have at most `bytes` sent and unread; its writes wait beyond.
-  void set_window(std::size_t bytes);
   // True once the server shut its sending side (a FIN) or closed the connection.
-  bool server_done() const noexcept;
+  bool server_done() const noexcept { return peer_done(); }
   // True once the server closed the connection entirely. After its handler, a server first
   // shuts its sending side (server_done()) and reads until the client's EOF or for
   // server_options::linger, and only then closes.
-  bool server_closed() const noexcept;
+  bool server_closed() const noexcept { return peer_closed(); }
   // True if the server closed while bytes the client sent were still unread: a real socket
   // would have sent a reset, which can destroy a response the client has not read yet.
-  bool server_reset() const noexcept;
-
-  // --- faults (Seastar-style error injection) -------------------------------------------
-  // The server's next transport read (or every one, if `always`) fails with `e`.
-  void fail_reads(std::errc e, bool always = false);
-  // The server's next transport write (or every one, if `always`) fails with `e`.
-  void fail_writes(std::errc e, bool always = false);
-
-  // --- the common case -------------------------------------------------------------------
-  // Writes `request`, runs the scheduler until idle, and returns what the server sent.
-  std::string exchange(std::string_view request);
+  bool server_reset() const noexcept { return peer_reset(); }
 
   // The server's id for this connection (its log lines say conn/<id>); 0 if refused.
-  std::uint64_t id() const noexcept;
+  std::uint64_t id() const noexcept { return id_; }
 
  private:
   friend class fake_source;
-  explicit fake_client(std::shared_ptr<detail::fake_link> link) : link_(std::move(link)) {}
-  std::shared_ptr<detail::fake_link> link_;
+  fake_client(fake_end end, std::uint64_t id) : fake_end(std::move(end)), id_(id) {}
+  std::uint64_t id_;
 };
 
 class fake_source : public source {
@@ -93,6 +58,11 @@ class fake_source : public source {
   // Opens a connection to the server, as a client's connect() would. If the source is not
   // accepting (not started, or stopped), the client is refused: server_closed() is true.
   fake_client connect();
+
+  // For fake_network::serve: each call makes a connection to the server (its peer named
+  // `client_name`) and returns the client's side as a transport. Throws connection_error
+  // (connection_refused) while the source is not accepting.
+  fake_network::dialer dialer();
 
  private:
   server* server_ = nullptr;
