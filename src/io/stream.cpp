@@ -266,8 +266,7 @@ stream::flush_awaiter stream::send(std::string_view bytes) {
 bool stream::flush_awaiter::await_ready() {
   if (s_.sched_.current_cancelled()) return true;
   if (s_.error_) return true;
-  if (s_.out_.size() <= limit_) return true;
-  s_.request_write();  // may complete at once
+  s_.request_write();  // the bytes start to leave now (and may all leave at once)
   return s_.out_.size() <= limit_ || static_cast<bool>(s_.error_);
 }
 

@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "lancer/core/forward.hpp"
 #include "lancer/http/files.hpp"
 #include "lancer/http/httputil.hpp"
 #include "lancer/log.hpp"
@@ -40,6 +41,9 @@ constexpr const char* k_usage =
     "                     ADDR is tcp/HOST:PORT; HOST may be an IPv4 address, [IPv6],\n"
     "                     or $4 (127.0.0.1), $6 ([::1]), $n (localhost), *4, *6 (any);\n"
     "                     or unix/PATH, a Unix socket (mode 0660, removed at exit)\n"
+    "  --forward L=U      accept connections on address L and send each, byte for byte,\n"
+    "                     to address U (which may name a host: tcp/backend:8080);\n"
+    "                     repeatable\n"
     "  --root DIR         serve the files under DIR (default: none)\n"
     "  --out-pid FILE     write the process id to FILE (removed at exit)\n"
     "  --log-level LEVEL  debug, info, warn, error or off (default info)\n"
@@ -58,6 +62,7 @@ constexpr const char* k_usage =
 
 struct options {
   std::vector<std::string> listen;
+  std::vector<std::string> forward;  // LISTEN=UPSTREAM
   std::string root;
   std::string pid_file;
   std::string access_log = "-";
@@ -98,6 +103,8 @@ options parse(int argc, char** argv) {
       o.reuse_port = true;
     } else if (flag == "--listen") {
       o.listen.push_back(value());
+    } else if (flag == "--forward") {
+      o.forward.push_back(value());
     } else if (flag == "--root") {
       o.root = value();
     } else if (flag == "--access-log") {
@@ -121,6 +128,11 @@ options parse(int argc, char** argv) {
   }
   return o;
 }
+
+struct forward_rule {
+  lancer::address listen;
+  lancer::address upstream;
+};
 
 std::string_view path_of(std::string_view target) {
   return target.substr(0, target.find('?'));
@@ -170,47 +182,64 @@ class access_log {
 // before the process stops anyway.
 constexpr auto k_drain_margin = std::chrono::milliseconds(100);
 
-// Ends the process's scheduler once every connection is gone, or the drain deadline (and its
-// margin) passed.
-lancer::task<> stop_when_drained(lancer::server& srv, lancer::clock::time_point deadline) {
-  lancer::scheduler& sched = *lancer::scheduler::current();
-  while (srv.connections() > 0 && sched.now() < deadline + k_drain_margin) {
-    co_await lancer::sleep_for(std::chrono::milliseconds(10));
-  }
-  if (srv.connections() > 0) {
-    lancer::log(lancer::log_level::warn, "server", "{} connections left at the drain's end",
-                srv.connections());
-  }
-  sched.stop();
-}
+struct worker;
+lancer::task<> drain_on_request(worker& w, int drain_seconds);
 
-// Waits for the drain request (a value_ready signal, possibly from another OS thread), then
-// drains this worker's server and stops its scheduler once it is empty.
-lancer::task<> drain_on_request(lancer::server& srv, int drain_seconds) {
-  co_await lancer::wait_signal(lancer::mask_of(lancer::signal_kind::value_ready));
-  const auto deadline = lancer::scheduler::current()->now() + std::chrono::seconds(drain_seconds);
-  srv.drain(deadline);
-  co_await stop_when_drained(srv, deadline);
-}
-
-// One thread's share of the server.
+// One thread's share of the server: its scheduler, the HTTP server (servers[0]) and one
+// server per --forward rule, and their listeners.
 struct worker {
-  explicit worker(lancer::server::handler h) : srv(sched, std::move(h)) {}
+  explicit worker(lancer::server::handler h) { add_server(std::move(h)); }
 
+  lancer::server& add_server(lancer::server::handler h) {
+    servers.push_back(std::make_unique<lancer::server>(sched, std::move(h)));
+    return *servers.back();
+  }
+  void attach(lancer::server& srv, std::unique_ptr<lancer::source> src) {
+    sources.push_back(std::move(src));
+    srv.attach_source(*sources.back());
+  }
   void start(int drain_seconds) {
-    srv.run();
-    control = sched.spawn(drain_on_request(srv, drain_seconds));
+    for (auto& s : servers)
+      s->run();
+    control = sched.spawn(drain_on_request(*this, drain_seconds));
   }
   // Thread-safe: the drain itself runs on the worker's own thread.
   void request_drain() {
     sched.push(lancer::signal{control, lancer::signal_kind::value_ready, 0, 0, {}});
   }
+  std::size_t connections() const noexcept {
+    std::size_t n = 0;
+    for (const auto& s : servers)
+      n += s->connections();
+    return n;
+  }
+
   lancer::scheduler sched;
-  lancer::server srv;
+  std::vector<std::unique_ptr<lancer::server>> servers;
+  // The HTTP listeners first, in --listen order (worker 0's give later workers their ports).
   std::vector<std::unique_ptr<lancer::source>> sources;
   lancer::thread_id control;
   std::thread os_thread;
 };
+
+// Waits for the drain request (a value_ready signal, possibly from another OS thread), drains
+// every server of the worker, and stops its scheduler once every connection is gone, or the
+// drain deadline (and its margin) passed.
+lancer::task<> drain_on_request(worker& w, int drain_seconds) {
+  co_await lancer::wait_signal(lancer::mask_of(lancer::signal_kind::value_ready));
+  lancer::scheduler& sched = *lancer::scheduler::current();
+  const auto deadline = sched.now() + std::chrono::seconds(drain_seconds);
+  for (auto& s : w.servers)
+    s->drain(deadline);
+  while (w.connections() > 0 && sched.now() < deadline + k_drain_margin) {
+    co_await lancer::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (w.connections() > 0) {
+    lancer::log(lancer::log_level::warn, "server", "{} connections left at the drain's end",
+                w.connections());
+  }
+  sched.stop();
+}
 
 }  // namespace
 
@@ -226,6 +255,21 @@ int main(int argc, char** argv) {
       addresses.push_back(lancer::parse_address(a));
     } catch (const lancer::address_error& e) {
       std::fprintf(stderr, "lancer-serve: %s\n%s\n", e.what(), e.pointer().c_str());
+      return 2;
+    }
+  }
+  std::vector<forward_rule> forwards;
+  for (const std::string& rule : o.forward) {
+    const std::size_t eq = rule.find('=');
+    if (eq == std::string::npos) {
+      bad_usage("--forward takes LISTEN=UPSTREAM, such as tcp/$4:9000=tcp/127.0.0.1:8080");
+    }
+    try {
+      forwards.push_back({lancer::parse_address(rule.substr(0, eq)),
+                          lancer::parse_address(rule.substr(eq + 1), true)});
+    } catch (const lancer::address_error& e) {
+      std::fprintf(stderr, "lancer-serve: --forward %s: %s\n%s\n", rule.c_str(), e.what(),
+                   e.pointer().c_str());
       return 2;
     }
   }
@@ -280,18 +324,24 @@ int main(int argc, char** argv) {
         }
         lancer::tcp_options to;
         to.exclusive = i == 0 && !o.reuse_port;  // later workers share worker 0's port
-        w->sources.push_back(std::make_unique<lancer::tcp_source>(a, to));
+        w->attach(*w->servers[0], std::make_unique<lancer::tcp_source>(a, to));
       } else if (i == 0) {
-        w->sources.push_back(std::make_unique<lancer::unix_source>(a));
-      } else {
-        continue;
+        w->attach(*w->servers[0], std::make_unique<lancer::unix_source>(a));
       }
-      w->srv.attach_source(*w->sources.back());
     }
     if (i == 0) {
-      for (const int fd : activated) {
-        w->sources.push_back(std::make_unique<lancer::fd_source>(fd));
-        w->srv.attach_source(*w->sources.back());
+      for (const int fd : activated)
+        w->attach(*w->servers[0], std::make_unique<lancer::fd_source>(fd));
+    }
+    // Each --forward rule: a server of its own, whose listener sends every connection on.
+    for (const forward_rule& rule : forwards) {
+      lancer::server& fwd = w->add_server(lancer::forward(rule.upstream));
+      if (rule.listen.connector == lancer::address::kind::tcp) {
+        lancer::tcp_options to;
+        to.exclusive = i == 0 && !o.reuse_port;
+        w->attach(fwd, std::make_unique<lancer::tcp_source>(rule.listen, to));
+      } else if (i == 0) {
+        w->attach(fwd, std::make_unique<lancer::unix_source>(rule.listen));
       }
     }
     try {

@@ -17,7 +17,9 @@
 
 #include "echo.hpp"
 #include "lancer/core/server.hpp"
+#include "lancer/io/fake_network.hpp"
 #include "lancer/log.hpp"
+#include "lancer/source/fake.hpp"
 #include "lancer/source/tcp.hpp"
 #include "log_capture.hpp"
 #include "run_with_client.hpp"
@@ -164,4 +166,35 @@ TEST_CASE("a reset on the client's side resets the upstream's") {
   });
   CHECK(finished);
   CHECK(upstream_failed);
+}
+
+TEST_CASE("a forwarder on the fake network: a small message crosses at once, no socket at all") {
+  lancer::scheduler sched{lancer::clock::manual()};
+  lancer::fake_network net;
+  const lancer::address up = lancer::parse_address("tcp/10.0.0.2:7", true);
+  net.serve(up, [](lancer::stream& s) -> task<> {  // an echo, line by line
+    for (;;) {
+      const std::size_t n = co_await s.read();
+      if (!s.buffered().empty()) {
+        co_await s.send(s.buffered());
+        s.consume(s.buffered().size());
+      }
+      if (n == 0 && s.at_eof()) co_return;
+    }
+  });
+  lancer::forward_options o;
+  o.net = &net;
+  o.idle_timeout = std::chrono::seconds(30);
+  lancer::server fwd{sched, lancer::forward(up, o)};
+  lancer::fake_source src;
+  fwd.attach_source(src);
+  fwd.run();
+  lancer::fake_client c = src.connect();
+  CHECK(c.exchange("ping\n") == "ping\n");  // no flush by size: it must go at once
+  CHECK(c.exchange("pong\n") == "pong\n");
+  sched.advance(std::chrono::seconds(29));
+  CHECK(c.exchange("still\n") == "still\n");  // activity restarts the idle time
+  sched.advance(std::chrono::seconds(30));
+  CHECK(c.server_done());  // idle for 30 s: closed
+  CHECK(net.connections(up) == 1);
 }

@@ -18,6 +18,7 @@ import tempfile
 import threading
 import time
 import unittest
+import zlib
 
 SERVE = None
 
@@ -720,6 +721,126 @@ class DrainTests(unittest.TestCase):
         self.assertLessEqual(drained, 1.0 + 0.1 + 0.05)
         self.assertLess(took, 5.0)  # and the process is gone soon after, even under TSan
         self.assertIn("cut off at the drain deadline", s.last_stderr)
+
+
+def vm_hwm_kib(pid):
+    """The process's peak resident memory, in KiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+class ForwardTests(unittest.TestCase):
+    """--forward LISTEN=UPSTREAM over real sockets."""
+
+    def upstream(self, serve_one):
+        """A one-connection upstream on a free port, run by `serve_one(conn)` on a thread."""
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+        self.addCleanup(listener.close)
+
+        def run():
+            conn, _ = listener.accept()
+            with conn:
+                serve_one(conn)
+
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        self.addCleanup(t.join, 60)
+        return listener.getsockname()[1]
+
+    def test_forwarding_to_lancer_serves_own_http(self):
+        port = free_port()
+        s = Server()
+        self.addCleanup(s.stop)
+        fwd = Server("--forward", f"tcp/$4:{port}=tcp/localhost:{s.port}", listen=f"tcp/$4:{free_port()}")
+        self.addCleanup(fwd.stop)
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        self.addCleanup(c.close)
+        for _ in range(3):  # one forwarded connection, kept alive end to end
+            c.request("GET", "/plaintext")
+            self.assertEqual(c.getresponse().read(), b"Hello, World!")
+
+    def test_a_gibibyte_goes_through_both_ways_with_bounded_memory(self):
+        size = 1 << 30
+        chunk = bytes(range(256)) * 4096  # 1 MiB
+
+        def count_then_answer(conn):  # reads to EOF, answers with the count and a CRC
+            total, crc = 0, 0
+            while True:
+                b = conn.recv(1 << 20)
+                if not b:
+                    break
+                total += len(b)
+                crc = zlib.crc32(b, crc)
+            conn.sendall(f"{total} {crc}".encode())
+
+        up = self.upstream(count_then_answer)
+        port = free_port()
+        fwd = Server("--forward", f"tcp/$4:{port}=tcp/127.0.0.1:{up}")
+        self.addCleanup(fwd.stop)
+        before = vm_hwm_kib(fwd.proc.pid)
+        with socket.create_connection(("127.0.0.1", port), timeout=60) as c:
+            expected = 0
+            for _ in range(size // len(chunk)):
+                c.sendall(chunk)
+                expected = zlib.crc32(chunk, expected)
+            c.shutdown(socket.SHUT_WR)  # passed on as a FIN: the upstream answers
+            reply = b""
+            while True:
+                b = c.recv(65536)
+                if not b:
+                    break
+                reply += b
+        self.assertEqual(reply, f"{size} {expected}".encode())
+        grew = vm_hwm_kib(fwd.proc.pid) - before
+        self.assertLess(grew, 16 * 1024, f"lancer-serve grew by {grew} KiB forwarding 1 GiB")
+
+    def test_a_slow_reader_holds_the_upstream_back(self):
+        size = 256 << 20
+        chunk = b"x" * (1 << 20)
+
+        def pour(conn):
+            for _ in range(size // len(chunk)):
+                conn.sendall(chunk)
+
+        up = self.upstream(pour)
+        port = free_port()
+        fwd = Server("--forward", f"tcp/$4:{port}=tcp/127.0.0.1:{up}")
+        self.addCleanup(fwd.stop)
+        before = vm_hwm_kib(fwd.proc.pid)
+        with socket.create_connection(("127.0.0.1", port), timeout=60) as c:
+            time.sleep(1.0)  # reads nothing for a second: the upstream must wait
+            held = vm_hwm_kib(fwd.proc.pid) - before
+            got = 0
+            while got < size:
+                b = c.recv(1 << 20)
+                if not b:
+                    break
+                got += len(b)
+        self.assertEqual(got, size)
+        self.assertLess(held, 8 * 1024, f"lancer-serve buffered {held} KiB for a slow reader")
+
+    def test_an_unreachable_upstream_closes_the_client_with_a_log_line(self):
+        closed = free_port()  # nothing listens there
+        port = free_port()
+        fwd = Server("--forward", f"tcp/$4:{port}=tcp/127.0.0.1:{closed}")
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+            try:
+                self.assertEqual(c.recv(100), b"")
+            except ConnectionResetError:
+                pass
+        self.assertEqual(fwd.stop(), 0)
+        self.assertIn(f"upstream tcp/127.0.0.1:{closed}: Connection refused", fwd.last_stderr)
+
+    def test_a_bad_rule_is_refused_with_the_usage(self):
+        out = subprocess.run([SERVE, "--forward", "tcp/$4:9000"], capture_output=True, timeout=20)
+        check_no_sanitizer_report(out.stderr)
+        self.assertEqual(out.returncode, 2)
+        self.assertIn(b"--forward takes LISTEN=UPSTREAM", out.stderr)
 
 
 if __name__ == "__main__":

@@ -13,8 +13,8 @@
 // - Two waits: one thread may wait to read while another waits to write (the two directions
 //   of a forwarding pipe). Two threads waiting to read one stream is a bug (logic_error).
 //   Every waiter must run on the scheduler that made the stream.
-// - Writes are batched: `write` only appends. Bytes leave when a thread flushes, sends above
-//   the high-water mark, or waits for input (a read flushes first).
+// - Writes are batched: `write` only appends. Bytes leave when a thread flushes or sends, or
+//   waits for input (a read flushes first).
 // - Backpressure: `send` waits while more than `high_water` bytes are unsent, so a slow peer
 //   never makes the program buffer without bound. A read fails once `max_buffered` bytes sit
 //   unconsumed.
@@ -106,8 +106,9 @@ class stream : public sink {
   // makes this wait: that is the backpressure). Throws lancer::connection_error on a
   // transport error.
   [[nodiscard]] flush_awaiter flush();
-  // Appends `bytes`, then waits only if the outbound buffer is above the high-water mark,
-  // until it drains below half of it. Use it to stream large bodies in bounded memory.
+  // Appends `bytes` and starts sending, then waits only if the outbound buffer is above the
+  // high-water mark, until it drains below half of it. Use it to stream large bodies, or to
+  // pass bytes on, in bounded memory.
   [[nodiscard]] flush_awaiter send(std::string_view bytes);
   // Bytes written and not yet taken by the transport.
   std::size_t unsent() const noexcept { return out_.size(); }
