@@ -6,7 +6,7 @@
 
 #include "lancer/core/connection.hpp"
 #include "lancer/log.hpp"
-#include "lancer/sched/awaitables.hpp"
+#include "lancer/sched/joined_thread.hpp"
 
 namespace lancer {
 
@@ -17,10 +17,6 @@ struct link_state {
   connection& client;
   stream& upstream;
   clock::duration idle;
-  scheduler& sched;
-  thread_id parent;             // the handler's thread: it pumps client -> upstream
-  bool child_done = false;      // the upstream -> client direction has ended
-  bool parent_waiting = false;  // the handler waits for it
 };
 
 // Both sides get the idle deadline anew: a byte moved either way is activity for both.
@@ -65,26 +61,6 @@ task<> pump(stream& from, stream& to, link_state& st) {
   }
 }
 
-// The upstream -> client direction, on a thread of its own; tells the handler when it ends.
-task<> pump_back(link_state& st) {
-  co_await pump(st.upstream, st.client, st);
-  st.child_done = true;
-  if (st.parent_waiting) {
-    st.sched.push(signal{st.parent, signal_kind::value_ready, 0, 0, {}});
-  }
-}
-
-// Destroys the second direction's thread if the handler's frame unwinds first (a stop, a
-// cut-off): the thread refers to the streams this frame owns.
-struct child_guard {
-  scheduler& sched;
-  thread_id child;
-  bool armed = true;
-  ~child_guard() {
-    if (armed && sched.alive(child)) sched.discard(child);
-  }
-};
-
 task<> forward_one(connection& c, const address& up, const forward_options& o) {
   network& net = o.net != nullptr ? *o.net : real_network();
   std::unique_ptr<stream> upstream;
@@ -100,17 +76,13 @@ task<> forward_one(connection& c, const address& up, const forward_options& o) {
     co_return;
   }
   log(log_level::debug, c.name(), "forwarding to {}", upstream->name());
-  scheduler& sched = c.sched();
-  link_state st{c, *upstream, o.idle_timeout, sched, sched.current_thread()};
+  link_state st{c, *upstream, o.idle_timeout};
   refresh(st);
-  child_guard guard{sched, sched.spawn(pump_back(st))};
+  // The way back on a thread of its own; it refers to this frame's streams, so it goes if
+  // this frame unwinds first (a stop, a cut-off).
+  joined_thread back{pump(*upstream, c, st)};
   co_await pump(c, *upstream, st);
-  while (!st.child_done) {
-    st.parent_waiting = true;
-    co_await wait_signal(mask_of(signal_kind::value_ready));
-    st.parent_waiting = false;
-  }
-  guard.armed = false;
+  co_await back.join();
 }
 
 }  // namespace
