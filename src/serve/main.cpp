@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "lancer/core/forward.hpp"
+#include "lancer/http/cgi.hpp"
 #include "lancer/http/files.hpp"
 #include "lancer/http/httputil.hpp"
 #include "lancer/log.hpp"
@@ -44,6 +45,8 @@ constexpr const char* k_usage =
     "  --forward L=U      accept connections on address L and send each, byte for byte,\n"
     "                     to address U (which may name a host: tcp/backend:8080);\n"
     "                     repeatable\n"
+    "  --cgi P=DIR        run the CGI/1.1 script DIR/NAME for a request to P/NAME[/...];\n"
+    "                     repeatable\n"
     "  --root DIR         serve the files under DIR (default: none)\n"
     "  --out-pid FILE     write the process id to FILE (removed at exit)\n"
     "  --log-level LEVEL  debug, info, warn, error or off (default info)\n"
@@ -63,6 +66,7 @@ constexpr const char* k_usage =
 struct options {
   std::vector<std::string> listen;
   std::vector<std::string> forward;  // LISTEN=UPSTREAM
+  std::vector<std::string> cgi;      // PREFIX=DIR
   std::string root;
   std::string pid_file;
   std::string access_log = "-";
@@ -105,6 +109,8 @@ options parse(int argc, char** argv) {
       o.listen.push_back(value());
     } else if (flag == "--forward") {
       o.forward.push_back(value());
+    } else if (flag == "--cgi") {
+      o.cgi.push_back(value());
     } else if (flag == "--root") {
       o.root = value();
     } else if (flag == "--access-log") {
@@ -273,6 +279,20 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  std::vector<std::pair<std::string, http::request_handler>> cgis;
+  for (const std::string& rule : o.cgi) {
+    const std::size_t eq = rule.find('=');
+    std::error_code ec;
+    const fs::path dir =
+        eq == std::string::npos ? fs::path{} : fs::canonical(rule.substr(eq + 1), ec);
+    if (eq == std::string::npos || rule.front() != '/' || ec || !fs::is_directory(dir)) {
+      bad_usage(
+          "--cgi takes PREFIX=DIR, a path prefix and a directory, such as /cgi-bin/=/srv/cgi");
+    }
+    std::string prefix = rule.substr(0, eq);
+    if (prefix.back() != '/') prefix += '/';
+    cgis.emplace_back(prefix, http::cgi_dir(prefix, dir));
+  }
   fs::path root;
   if (!o.root.empty()) {
     std::error_code ec;
@@ -294,9 +314,16 @@ int main(int argc, char** argv) {
   }
 
   // The routes, shared by every worker (they hold no state of their own).
-  http::request_handler routes = [&root](lancer::connection& c, http::request& req, lancer::frame&,
-                                         lancer::pubframe&) -> lancer::task<> {
+  http::request_handler routes = [&root, &cgis](lancer::connection& c, http::request& req,
+                                                lancer::frame& f,
+                                                lancer::pubframe& p) -> lancer::task<> {
     const std::string_view path = path_of(req.target());
+    for (const auto& [prefix, run] : cgis) {
+      if (path.substr(0, prefix.size()) == prefix) {
+        co_await run(c, req, f, p);
+        co_return;
+      }
+    }
     if (path == "/plaintext") {
       co_await http::respond_on(c, req, 200, "text/plain", "Hello, World!");
     } else if (path == "/echo") {

@@ -843,6 +843,55 @@ class ForwardTests(unittest.TestCase):
         self.assertIn(b"--forward takes LISTEN=UPSTREAM", out.stderr)
 
 
+class CgiTests(unittest.TestCase):
+    """--cgi PREFIX=DIR over TCP, with python3 and sh scripts, curl and http.client."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="lancer-cgi-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        self.script("form.py", "#!/usr/bin/env python3\n"
+                    "import os, sys\n"
+                    "body = sys.stdin.read()\n"
+                    "print('Content-Type: text/plain')\n"
+                    "print('X-Method: ' + os.environ['REQUEST_METHOD'])\n"
+                    "print()\n"
+                    "print(os.environ['QUERY_STRING'] + '|' + os.environ.get('PATH_INFO', '') + '|' "
+                    "+ body)\n")
+        self.script("fail.sh", "#!/bin/sh\necho 'broken script' >&2\nexit 3\n")
+        self.s = Server("--cgi", f"/cgi-bin/={self.dir}")
+
+    def tearDown(self):
+        self.assertEqual(self.s.stop(), 0)
+
+    def script(self, name, text):
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            f.write(text)
+        os.chmod(path, 0o755)
+
+    def test_a_python_script_answers_with_its_body_and_fields(self):
+        c = self.s.connect(self)
+        c.request("POST", "/cgi-bin/form.py/extra/path?a=1", body=b"posted")
+        r = c.getresponse()
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.getheader("X-Method"), "POST")
+        self.assertEqual(r.read(), b"a=1|/extra/path|posted\n")
+        c.request("GET", "/plaintext")  # the connection is still good after a CGI answer
+        self.assertEqual(c.getresponse().read(), b"Hello, World!")
+
+    def test_curl_and_a_failing_script(self):
+        curl = shutil.which("curl")
+        if not curl:
+            self.skipTest("curl is not installed")
+        out = subprocess.run([curl, "-sS", "-o", "/dev/null", "-w", "%{http_code}",
+                              f"http://127.0.0.1:{self.s.port}/cgi-bin/fail.sh"],
+                             capture_output=True, timeout=20)
+        self.assertEqual(out.stdout, b"502")
+        self.assertEqual(self.s.stop(), 0)
+        self.assertIn("broken script", self.s.last_stderr)
+        self.assertIn("cgi fail.sh: bad output: no output", self.s.last_stderr)
+
+
 if __name__ == "__main__":
     SERVE = os.path.abspath(sys.argv.pop(1))
     unittest.main(verbosity=2)
