@@ -564,10 +564,23 @@ struct io {
     if (close) req.keep_alive_ = false;
   }
 
+  // Starts a response whose body of `length` bytes follows in pieces, with Content-Length.
+  static void start_fixed(connection& c, request& req, unsigned status,
+                          std::string_view content_type, std::uint64_t length,
+                          std::span<const headers::field> fields) {
+    const bool close = must_close(c, req, false);
+    write_head(c, req.version_, status, content_type, framing::length, length, close, fields);
+    req.answered_ = true;
+    req.status_ = status;
+    req.streaming_ = !req.is_head() && status_has_body(status);
+    req.streaming_fixed_ = true;
+    if (close) req.keep_alive_ = false;
+  }
+
   static task<> send_chunk(connection& c, request& req, std::string_view piece) {
     if (!req.streaming_ || piece.empty()) co_return;
     req.bytes_sent_ += piece.size();
-    if (req.version_ == 10) {
+    if (req.version_ == 10 || req.streaming_fixed_) {
       co_await c.send(piece);
       co_return;
     }
@@ -579,8 +592,8 @@ struct io {
   }
 
   static task<> end_chunked(connection& c, request& req) {
-    if (req.streaming_ && req.version_ != 10) c.write("0\r\n\r\n");
-    req.streaming_ = false;
+    if (req.streaming_ && req.version_ != 10 && !req.streaming_fixed_) c.write("0\r\n\r\n");
+    req.streaming_ = req.streaming_fixed_ = false;
     if (!req.keep_alive_) {
       co_await c.flush();
       c.close();
@@ -649,6 +662,11 @@ task<std::optional<std::string_view>> read_body_some(connection& c, request& req
 void start_chunked(connection& c, request& req, unsigned status, std::string_view content_type,
                    std::span<const headers::field> fields) {
   io::start_chunked(c, req, status, content_type, fields);
+}
+
+void start_response(connection& c, request& req, unsigned status, std::string_view content_type,
+                    std::uint64_t length, std::span<const headers::field> fields) {
+  io::start_fixed(c, req, status, content_type, length, fields);
 }
 
 task<> send_chunk(connection& c, request& req, std::string_view piece) {

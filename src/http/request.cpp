@@ -122,7 +122,7 @@ void request::reset() noexcept {
   empty_lines_ = 0;
   version_ = 11;
   content_length_.reset();
-  chunked_ = answered_ = continue_expected_ = streaming_ = false;
+  chunked_ = answered_ = continue_expected_ = streaming_ = streaming_fixed_ = false;
   status_ = 0;
   bytes_sent_ = 0;
   keep_alive_ = true;

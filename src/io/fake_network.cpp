@@ -161,8 +161,9 @@ class fake_transport final : public transport {
   void close() noexcept override { link_->close(i_, false); }
   void reset() noexcept override { link_->close(i_, true); }
   bool input_pending() noexcept override {
-    if (link_->dir[1 - i_].unread() == 0) return false;
-    link_->wake_read(i_);  // an outstanding read takes them now
+    const fake_dir& in = link_->dir[1 - i_];
+    if (in.unread() == 0 && !in.shut && !link_->reset) return false;
+    link_->wake_read(i_);  // an outstanding read takes them (or the EOF) now
     return true;
   }
   std::string_view peer_address() const override { return link_->peer_name[i_]; }

@@ -197,7 +197,8 @@ bool fd_transport::input_pending() noexcept {
   bool pending = false;
   if (kind_ == kind::socket) {
     char byte;
-    pending = ::recv(fd_, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+    const ssize_t n = ::recv(fd_, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    pending = n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK);  // bytes, an EOF, an error
   } else {
     int n = 0;
     pending = ::ioctl(fd_, FIONREAD, &n) == 0 && n > 0;

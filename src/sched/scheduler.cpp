@@ -41,7 +41,13 @@ scheduler::~scheduler() {
   for (std::uint32_t i = 0; i < slot_count_; ++i) {
     if (slot(i).root) reap(i);
   }
+  locals_.clear();  // before the reactor: they may hold sockets in it
   timers_.clear();
+}
+
+std::size_t scheduler::next_local_index() noexcept {
+  static std::atomic<std::size_t> next{0};
+  return next.fetch_add(1, std::memory_order_relaxed);
 }
 
 bool scheduler::checks_enabled() noexcept {

@@ -25,6 +25,7 @@
 #include "lancer/http/cgi.hpp"
 #include "lancer/http/files.hpp"
 #include "lancer/http/httputil.hpp"
+#include "lancer/http/proxy.hpp"
 #include "lancer/log.hpp"
 #include "lancer/sched/awaitables.hpp"
 #include "lancer/source/systemd.hpp"
@@ -47,6 +48,8 @@ constexpr const char* k_usage =
     "                     repeatable\n"
     "  --cgi P=DIR        run the CGI/1.1 script DIR/NAME for a request to P/NAME[/...];\n"
     "                     repeatable\n"
+    "  --proxy P=U        send requests whose path starts with P to the HTTP server at\n"
+    "                     address U (a reverse proxy); repeatable\n"
     "  --root DIR         serve the files under DIR (default: none)\n"
     "  --out-pid FILE     write the process id to FILE (removed at exit)\n"
     "  --log-level LEVEL  debug, info, warn, error or off (default info)\n"
@@ -67,6 +70,7 @@ struct options {
   std::vector<std::string> listen;
   std::vector<std::string> forward;  // LISTEN=UPSTREAM
   std::vector<std::string> cgi;      // PREFIX=DIR
+  std::vector<std::string> proxy;    // PREFIX=UPSTREAM
   std::string root;
   std::string pid_file;
   std::string access_log = "-";
@@ -111,6 +115,8 @@ options parse(int argc, char** argv) {
       o.forward.push_back(value());
     } else if (flag == "--cgi") {
       o.cgi.push_back(value());
+    } else if (flag == "--proxy") {
+      o.proxy.push_back(value());
     } else if (flag == "--root") {
       o.root = value();
     } else if (flag == "--access-log") {
@@ -279,7 +285,22 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  std::vector<std::pair<std::string, http::request_handler>> cgis;
+  // Path prefixes with their handlers (--cgi, --proxy), tried in order before the routes.
+  std::vector<std::pair<std::string, http::request_handler>> prefixed;
+  for (const std::string& rule : o.proxy) {
+    const std::size_t eq = rule.find('=');
+    if (eq == std::string::npos || rule.front() != '/') {
+      bad_usage("--proxy takes PREFIX=UPSTREAM, such as /api/=tcp/127.0.0.1:9000");
+    }
+    try {
+      prefixed.emplace_back(rule.substr(0, eq),
+                            http::proxy(lancer::parse_address(rule.substr(eq + 1), true)));
+    } catch (const lancer::address_error& e) {
+      std::fprintf(stderr, "lancer-serve: --proxy %s: %s\n%s\n", rule.c_str(), e.what(),
+                   e.pointer().c_str());
+      return 2;
+    }
+  }
   for (const std::string& rule : o.cgi) {
     const std::size_t eq = rule.find('=');
     std::error_code ec;
@@ -291,7 +312,7 @@ int main(int argc, char** argv) {
     }
     std::string prefix = rule.substr(0, eq);
     if (prefix.back() != '/') prefix += '/';
-    cgis.emplace_back(prefix, http::cgi_dir(prefix, dir));
+    prefixed.emplace_back(prefix, http::cgi_dir(prefix, dir));
   }
   fs::path root;
   if (!o.root.empty()) {
@@ -314,11 +335,11 @@ int main(int argc, char** argv) {
   }
 
   // The routes, shared by every worker (they hold no state of their own).
-  http::request_handler routes = [&root, &cgis](lancer::connection& c, http::request& req,
-                                                lancer::frame& f,
-                                                lancer::pubframe& p) -> lancer::task<> {
+  http::request_handler routes = [&root, &prefixed](lancer::connection& c, http::request& req,
+                                                    lancer::frame& f,
+                                                    lancer::pubframe& p) -> lancer::task<> {
     const std::string_view path = path_of(req.target());
-    for (const auto& [prefix, run] : cgis) {
+    for (const auto& [prefix, run] : prefixed) {
       if (path.substr(0, prefix.size()) == prefix) {
         co_await run(c, req, f, p);
         co_return;

@@ -892,6 +892,73 @@ class CgiTests(unittest.TestCase):
         self.assertIn("cgi fail.sh: bad output: no output", self.s.last_stderr)
 
 
+class ProxyTests(unittest.TestCase):
+    """--proxy PREFIX=UPSTREAM over TCP: in front of a second lancer-serve, and of Python's
+    http.server."""
+
+    def test_in_front_of_another_lancer_serve(self):
+        up = Server()
+        self.addCleanup(up.stop)
+        s = Server("--proxy", f"/=tcp/localhost:{up.port}")
+        self.addCleanup(s.stop)
+        c = s.connect(self)
+        for body in [b"one", b"two" * 10000, b""]:  # bodies both ways, one kept-alive connection
+            c.request("POST", "/echo", body=body)
+            r = c.getresponse()
+            self.assertEqual((r.status, r.read()), (200, body))
+        c.request("GET", "/plaintext")
+        self.assertEqual(c.getresponse().read(), b"Hello, World!")
+        c.request("POST", "/echo", body=iter([b"chunk", b"ed"]), encode_chunked=True)
+        self.assertEqual(c.getresponse().read(), b"chunked")
+
+    def test_in_front_of_python_http_server_with_forwarding_fields(self):
+        import http.server
+        seen = {}
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                seen.update(self.headers.items())
+                body = b"from python"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        upstream = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        t = threading.Thread(target=upstream.serve_forever, daemon=True)
+        t.start()
+        self.addCleanup(upstream.server_close)
+        self.addCleanup(upstream.shutdown)
+        s = Server("--proxy", f"/py/=tcp/127.0.0.1:{upstream.server_address[1]}")
+        self.addCleanup(s.stop)
+        c = s.connect(self)
+        c.request("GET", "/py/page", headers={"Host": "site.example", "Connection": "keep-alive"})
+        r = c.getresponse()
+        self.assertEqual((r.status, r.read()), (200, b"from python"))
+        self.assertEqual(seen.get("X-Forwarded-For"), "127.0.0.1")
+        self.assertEqual(seen.get("X-Forwarded-Proto"), "http")
+        self.assertEqual(seen.get("Forwarded"), 'for=127.0.0.1;proto=http;host="site.example"')
+        self.assertEqual(seen.get("Host"), "site.example")
+        c.request("GET", "/plaintext")  # not under the prefix: lancer-serve's own route
+        self.assertEqual(c.getresponse().read(), b"Hello, World!")
+
+    def test_an_upstream_that_is_down_gets_502(self):
+        s = Server("--proxy", f"/=tcp/127.0.0.1:{free_port()}")
+        c = s.connect(self)
+        c.request("GET", "/anything")
+        r = c.getresponse()
+        self.assertEqual(r.status, 502)
+        r.read()
+        self.assertEqual(s.stop(), 0)
+        self.assertIn("Connection refused (502)", s.last_stderr)
+
+
 if __name__ == "__main__":
     SERVE = os.path.abspath(sys.argv.pop(1))
     unittest.main(verbosity=2)

@@ -86,6 +86,10 @@ task<> respond(connection& c, request& req, const response& r);
 // the connection if it is not to stay open). HEAD gets the head only.
 void start_chunked(connection& c, request& req, unsigned status, std::string_view content_type,
                    std::span<const headers::field> fields = {});
+// As start_chunked, for a body whose length is known: `Content-Length: length`, and the
+// pieces send_chunk sends are the body's bytes as they are (end_chunked adds nothing).
+void start_response(connection& c, request& req, unsigned status, std::string_view content_type,
+                    std::uint64_t length, std::span<const headers::field> fields = {});
 task<> send_chunk(connection& c, request& req, std::string_view piece);
 task<> end_chunked(connection& c, request& req);
 

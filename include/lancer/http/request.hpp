@@ -117,6 +117,7 @@ class request {
   bool body_started_ = false;            // the handler asked for (part of) the body
   bool body_done_ = false;               // the whole body has been read
   bool streaming_ = false;               // a chunked (or 1.0 close-delimited) response is open
+  bool streaming_fixed_ = false;         // ... with a Content-Length instead
   unsigned status_ = 0;                  // the response's status
   std::uint64_t bytes_sent_ = 0;         // body bytes of the response
   detail::request_parser* parser_ = nullptr;  // owned: a chunked body is still being parsed

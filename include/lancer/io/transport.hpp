@@ -66,7 +66,8 @@ class transport {
   // one (TCP's RST): the peer's reads and writes fail instead of ending. Default: close().
   virtual void reset() noexcept { close(); }
 
-  // True if input has arrived that no read has taken yet. A look without waiting, for the
+  // True if input has arrived that no read has taken yet (bytes, or the peer's EOF, or an
+  // error: whatever the next read would report at once). A look without waiting, for the
   // moment before a close: a server that is about to hang up on an idle connection reads a
   // request that just came instead. A read already outstanding may complete at once with
   // it (reporting through on_read as usual); otherwise the next start_read finds it. The

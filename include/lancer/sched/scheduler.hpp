@@ -168,6 +168,18 @@ class scheduler {
     return now_;
   }
   boost::asio::io_context& reactor() noexcept { return *reactor_; }
+
+  // A T of this scheduler's own (one per type), made on first use and destroyed with the
+  // scheduler, after its threads and before its reactor: state a library keeps per OS thread
+  // (a proxy's pool of idle upstream connections), without a thread_local that would
+  // outlive the scheduler. T must be default-constructible.
+  template <class T>
+  T& local() {
+    const std::size_t i = local_index<T>();
+    if (i >= locals_.size()) locals_.resize(i + 1);
+    if (!locals_[i]) locals_[i] = std::make_unique<local_holder<T>>();
+    return static_cast<local_holder<T>&>(*locals_[i]).value;
+  }
   const scheduler_stats& stats() const noexcept { return stats_; }
   std::size_t live_threads() const noexcept { return live_; }
 
@@ -218,6 +230,20 @@ class scheduler {
 
  private:
   using root_handle = task<>::handle_type;
+
+  struct local_base {
+    virtual ~local_base() = default;
+  };
+  template <class T>
+  struct local_holder final : local_base {
+    T value{};
+  };
+  static std::size_t next_local_index() noexcept;
+  template <class T>
+  static std::size_t local_index() noexcept {
+    static const std::size_t i = next_local_index();
+    return i;
+  }
 
   struct thread_slot {
     root_handle root;                   // the thread's root frame; null when the slot is free
@@ -292,6 +318,7 @@ class scheduler {
   scheduler_stats stats_;
   error_handler on_error_;
   check_handler on_check_;
+  std::vector<std::unique_ptr<local_base>> locals_;  // local<T>(), by type
 };
 
 // --- run_until_complete ---------------------------------------------------------------------
