@@ -344,33 +344,46 @@ struct io {
   static task<bool> wait_between(connection& c, const limits& lim) {
     bool grace = false;
     while (c.buffered().empty()) {
-      if (c.draining() && !grace) {
-        grace = true;
-        c.wake_at(c.now() + lim.drain_grace);  // the core brings it before the drain's end
-      } else if (!grace) {
-        c.set_timeout(lim.idle_timeout);
-      }
+      arm_idle(c, lim, grace);
       const std::optional<std::size_t> n = co_await read_unless_expired(c);
-      if (!n) {
-        log(log_level::debug, conn_name(c), "idle keep-alive connection timed out");
-        c.close();
-        co_return false;
-      }
-      if (*n == 0 && c.at_eof()) {  // the client is done: what was answered still goes out
-        c.close();
-        co_return false;
-      }
-      if (*n == 0 && grace) {  // the grace is over
-        if (c.input_pending()) {
-          c.clear_deadline();  // read it: no later than the drain's deadline
-          continue;
-        }
-        log(log_level::debug, conn_name(c), "idle at the drain: closed");
-        c.close();
-        co_return false;
-      }
+      if (!still_idle(c, n, grace)) co_return false;
     }
     co_return true;
+  }
+
+  // wait_between()'s steps, without a coroutine frame of their own: serve_connection runs
+  // the same loop in its frame, so that an idle connection holds one frame, not two.
+  // Sets the deadline for the next read: the idle timeout, or at a drain, the grace.
+  static void arm_idle(connection& c, const limits& lim, bool& grace) noexcept {
+    if (c.draining() && !grace) {
+      grace = true;
+      c.wake_at(c.now() + lim.drain_grace);  // the core brings it before the drain's end
+    } else if (!grace) {
+      c.set_timeout(lim.idle_timeout);
+    }
+  }
+  // After a read between requests that returned `n` (nullopt: the deadline passed): false
+  // when the connection is done (and closed).
+  static bool still_idle(connection& c, std::optional<std::size_t> n, bool grace) noexcept {
+    if (!n) {
+      log(log_level::debug, conn_name(c), "idle keep-alive connection timed out");
+      c.close();
+      return false;
+    }
+    if (*n == 0 && c.at_eof()) {  // the client is done: what was answered still goes out
+      c.close();
+      return false;
+    }
+    if (*n == 0 && grace) {  // the grace is over
+      if (c.input_pending()) {
+        c.clear_deadline();  // read it: no later than the drain's deadline
+        return true;
+      }
+      log(log_level::debug, conn_name(c), "idle at the drain: closed");
+      c.close();
+      return false;
+    }
+    return true;
   }
 
   // Reads the rest of a request's header into `req` (which parse() may have started):
@@ -745,10 +758,13 @@ task<bool> serve_one(const request_handler& h, const limits& lim, const access_h
 task<> serve_connection(const request_handler& h, const limits& lim, const access_hook& log_to,
                         connection& c, frame& f, pubframe& p) {
   for (;;) {
-    // Between requests the wait is here, in this small frame (memory per idle connection).
-    if (c.buffered().empty()) {
-      const bool more = co_await io::wait_between(c, lim);
-      if (!more) co_return;
+    // Between requests the wait is here, in this small frame (memory per idle connection):
+    // wait_between's loop, written out.
+    bool grace = false;
+    while (c.buffered().empty()) {
+      io::arm_idle(c, lim, grace);
+      const std::optional<std::size_t> n = co_await read_unless_expired(c);
+      if (!io::still_idle(c, n, grace)) co_return;
     }
     const bool more = co_await serve_one(h, lim, log_to, c, f, p);
     if (!more) co_return;
