@@ -20,7 +20,8 @@ namespace lancer::detail {
 
 namespace {
 
-constexpr std::size_t k_read_step = 4096;  // one pooled block: no malloc per read
+constexpr std::size_t k_read_step = 4096;      // one pooled block: no malloc per read
+constexpr std::size_t k_big_read = 64 * 1024;  // once reads keep filling their room
 
 std::error_code last_error() noexcept {
   return {errno, std::system_category()};
