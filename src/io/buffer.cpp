@@ -1,8 +1,10 @@
 #include "lancer/io/buffer.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <new>
+#include <stdexcept>
 #include <utility>
 
 #include "lancer/sched/detail/frame_pool.hpp"
@@ -42,7 +44,7 @@ void buffer::consume(std::size_t n) noexcept {
   if (n >= size()) {
     begin_ = end_ = 0;
   } else {
-    begin_ += n;
+    begin_ += static_cast<std::uint32_t>(n);
   }
 }
 
@@ -51,7 +53,7 @@ void buffer::erase(std::size_t offset, std::size_t n) noexcept {
   n = std::min(n, size() - offset);
   char* at = data_ + begin_ + offset;
   std::memmove(at, at + n, size() - offset - n);
-  end_ -= n;
+  end_ -= static_cast<std::uint32_t>(n);
 }
 
 std::span<char> buffer::prepare(std::size_t n) {
@@ -60,17 +62,18 @@ std::span<char> buffer::prepare(std::size_t n) {
     if (capacity_ - used >= n && begin_ > 0) {
       std::memmove(data_, data_ + begin_, used);  // room enough once compacted
     } else {
-      std::size_t cap = capacity_ == 0 ? k_first_capacity : capacity_ * 2;
+      std::size_t cap = capacity_ == 0 ? k_first_capacity : std::size_t{capacity_} * 2;
       while (cap - used < n)
         cap *= 2;
+      if (cap > UINT32_MAX) throw std::length_error("lancer::buffer: more than 4 GiB");
       char* grown = static_cast<char*>(frame_pool::allocate(cap));
       if (used != 0) std::memcpy(grown, data_ + begin_, used);
       if (data_ != nullptr) frame_pool::deallocate(data_, capacity_);
       data_ = grown;
-      capacity_ = cap;
+      capacity_ = static_cast<std::uint32_t>(cap);
     }
     begin_ = 0;
-    end_ = used;
+    end_ = static_cast<std::uint32_t>(used);
   }
   return {data_ + end_, capacity_ - end_};
 }

@@ -77,7 +77,9 @@ fd_transport::~fd_transport() {
 }
 
 std::string_view fd_transport::local_address() const {
-  if (local_.empty() && fd_ >= 0 && kind_ == kind::socket) {
+  if (local_) return *local_;
+  local_ = std::make_unique<std::string>();
+  if (fd_ >= 0 && kind_ == kind::socket) {
     sockaddr_storage at{};
     socklen_t len = sizeof at;
     if (::getsockname(fd_, reinterpret_cast<sockaddr*>(&at), &len) == 0) {
@@ -85,16 +87,16 @@ std::string_view fd_transport::local_address() const {
       if (at.ss_family == AF_UNIX) {
         sockaddr_un un{};
         std::memcpy(&un, &at, std::min<std::size_t>(len, sizeof un));
-        local_ = un.sun_path;  // the listener's path ("" for an unnamed socket)
+        *local_ = un.sun_path;  // the listener's path ("" for an unnamed socket)
       } else {
-        local_.assign(
+        local_->assign(
             text, format_address(reinterpret_cast<const sockaddr*>(&at), len, text, sizeof text));
       }
     }
-  } else if (local_.empty() && kind_ == kind::pipe) {
-    local_ = "pipe";
+  } else if (kind_ == kind::pipe) {
+    *local_ = "pipe";
   }
-  return local_;
+  return *local_;
 }
 
 void fd_transport::start_read(sink& s, std::size_t limit) {

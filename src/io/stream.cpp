@@ -1,6 +1,7 @@
 #include "lancer/io/stream.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -271,7 +272,7 @@ bool stream::flush_awaiter::await_ready() {
 }
 
 void stream::flush_awaiter::await_suspend(std::coroutine_handle<> h) {
-  s_.flush_limit_ = limit_;
+  s_.flush_limit_ = static_cast<std::uint32_t>(std::min<std::size_t>(limit_, UINT32_MAX));
   s_.park(s_.writer_, h);
   suspended_ = true;
 }

@@ -36,7 +36,7 @@ class buffer {
 
   // Returns at least `n` writable bytes after the data; commit() makes them part of it.
   std::span<char> prepare(std::size_t n);
-  void commit(std::size_t n) noexcept { end_ += n; }
+  void commit(std::size_t n) noexcept { end_ += static_cast<std::uint32_t>(n); }
 
   void append(std::string_view bytes);
 
@@ -49,9 +49,9 @@ class buffer {
   void free_storage() noexcept;
 
   char* data_ = nullptr;
-  std::size_t begin_ = 0;     // first unconsumed byte
-  std::size_t end_ = 0;       // one past the last byte
-  std::size_t capacity_ = 0;  // bytes of storage
+  std::uint32_t begin_ = 0;     // first unconsumed byte
+  std::uint32_t end_ = 0;       // one past the last byte
+  std::uint32_t capacity_ = 0;  // bytes of storage (at most 4 GiB: a larger append throws)
 };
 
 }  // namespace lancer

@@ -235,21 +235,21 @@ class stream : public sink {
   scheduler& sched_;
   const stream_options& options_;
   std::unique_ptr<transport> transport_;
-  buffer in_;                    // received, not consumed
-  buffer out_;                   // written, not yet taken by the transport
-  std::error_code error_;        // first transport error
-  std::size_t flush_limit_ = 0;  // a parked flush wakes once unsent() <= this
-  wait_slot reader_;             // a thread waiting in read()
-  wait_slot writer_;             // a thread waiting in flush() or send()
-  bool eof_ = false;             // peer finished sending
-  bool eof_reported_ = false;    // a read returned 0 for EOF: the next one throws
-  bool expired_ = false;         // the deadline passed: reads fail, writes still go out
-  bool reading_ = false;         // a transport read is outstanding
-  bool writing_ = false;         // a transport write is outstanding
-  bool closing_ = false;         // close(): send what is left, then shut the sending side
-  bool aborted_ = false;         // closed at once; the transport is closed
-  bool write_shut_ = false;      // the transport's write side is shut
-  bool news_ = false;            // something a parked read waits for happened
+  buffer in_;                      // received, not consumed
+  buffer out_;                     // written, not yet taken by the transport
+  std::error_code error_;          // first transport error
+  std::uint32_t flush_limit_ = 0;  // a parked flush wakes once unsent() <= this
+  wait_slot reader_;               // a thread waiting in read()
+  wait_slot writer_;               // a thread waiting in flush() or send()
+  bool eof_ = false;               // peer finished sending
+  bool eof_reported_ = false;      // a read returned 0 for EOF: the next one throws
+  bool expired_ = false;           // the deadline passed: reads fail, writes still go out
+  bool reading_ = false;           // a transport read is outstanding
+  bool writing_ = false;           // a transport write is outstanding
+  bool closing_ = false;           // close(): send what is left, then shut the sending side
+  bool aborted_ = false;           // closed at once; the transport is closed
+  bool write_shut_ = false;        // the transport's write side is shut
+  bool news_ = false;              // something a parked read waits for happened
 
  private:
   std::uint32_t park(wait_slot& w, std::coroutine_handle<> h);

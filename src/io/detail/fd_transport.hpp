@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -63,8 +64,10 @@ class fd_transport final : public transport, public poll_target {
   void init(std::string_view name);
 
   poll_set& set_;
-  sink* sink_ = nullptr;         // the sink it reports to, once it asked for something
-  mutable std::string local_;    // getsockname's answer, formatted on first use
+  sink* sink_ = nullptr;  // the sink it reports to, once it asked for something
+  // getsockname's answer, formatted on first use (most connections never ask: a pointer, not
+  // a string, keeps the transport in a smaller frame-pool class).
+  mutable std::unique_ptr<std::string> local_;
   int fd_;                       // -1 once closed
   std::uint32_t want_read_ = 0;  // a read waits for input: its limit in bytes (0: none)
   kind kind_ = kind::socket;

@@ -23,7 +23,7 @@ struct heap_node {
   static constexpr std::uint32_t npos = std::numeric_limits<std::uint32_t>::max();
 
   clock::time_point deadline{};  // the heap's key
-  std::uint64_t order = 0;       // tie-breaker, set by the heap
+  std::uint32_t order = 0;       // tie-breaker, set by the heap (compared modulo 2^32)
   std::uint32_t index = npos;    // position in the heap; npos when not scheduled
 
   bool scheduled() const noexcept { return index != npos; }
@@ -53,7 +53,9 @@ class heap_base {
 
  private:
   static bool before(const heap_node* a, const heap_node* b) noexcept {
-    return a->deadline < b->deadline || (a->deadline == b->deadline && a->order < b->order);
+    // Arrival numbers wrap; equal deadlines filed 2^31 arrivals apart are never both waiting.
+    return a->deadline < b->deadline ||
+           (a->deadline == b->deadline && static_cast<std::int32_t>(a->order - b->order) < 0);
   }
   void place(std::size_t i, heap_node* n) noexcept {
     nodes_[i] = n;
@@ -63,7 +65,7 @@ class heap_base {
   void sift_down(std::size_t i) noexcept;
 
   std::vector<heap_node*> nodes_;  // heap order
-  std::uint64_t next_order_ = 0;   // arrival counter
+  std::uint32_t next_order_ = 0;   // arrival counter
 };
 
 template <class Node>
