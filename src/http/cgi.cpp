@@ -169,7 +169,7 @@ std::optional<cgi_answer> parse_answer(std::string_view text, std::string& why) 
       std::size_t i = 0;
       while (i < value.size() && i < 3 && value[i] >= '0' && value[i] <= '9')
         code = code * 10 + static_cast<unsigned>(value[i++] - '0');
-      if (i != 3 || code < 100 || code > 599 || (value.size() > 3 && value[3] != ' ')) {
+      if (i != 3 || code < 200 || code > 599 || (value.size() > 3 && value[3] != ' ')) {
         why = "a bad Status: '" + std::string(value.substr(0, 60)) + "'";
         return std::nullopt;
       }
@@ -331,6 +331,12 @@ task<> run_script(connection& c, request& req, fs::path script, std::string scri
     co_return;
   }
 
+  if (req.answered() || c.closed()) {  // the body's reading failed and answered already
+    p->kill(SIGKILL);
+    co_await feeder.join();
+    co_await errors.join();
+    co_return;
+  }
   // The body, streamed as it comes.
   std::vector<headers::field> fields;
   for (const auto& [n, v] : answer->fields)

@@ -131,6 +131,13 @@ struct io {
   static task<> reject(connection& c, request& req, boost::system::error_code ec) {
     const unsigned status = status_for(ec);
     log(log_level::info, conn_name(c), "bad request: {} ({})", ec.message(), status);
+    if (req.answered_) {
+      // An answer has begun (a handler streams while another thread reads the body): no
+      // second status line in the middle of it; the connection ends, the answer cut.
+      req.keep_alive_ = false;
+      c.abort(std::make_error_code(std::errc::protocol_error));
+      co_return;
+    }
     if (!c.closed() && !c.error()) {
       const std::string_view reason = code2status(status);
       write_head(c, 11, status, "text/plain", framing::length, reason.size() + 1, true, {});
@@ -441,6 +448,11 @@ struct io {
   }
 
   static task<> reject_timeout(connection& c, request& req) {
+    if (req.answered_) {  // as in reject(): the answer that has begun is cut
+      req.keep_alive_ = false;
+      c.abort(std::make_error_code(std::errc::timed_out));
+      co_return;
+    }
     write_head(c, 11, 408, "text/plain", framing::length, 16, true, {});
     c.write("Request Timeout\n");
     req.keep_alive_ = false;

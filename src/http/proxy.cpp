@@ -112,7 +112,7 @@ void write_request_head(stream& up, const connection& c, const request& req,
     up.write(", ");
   }
   up.write(client);
-  up.write("\r\nX-Forwarded-Proto: http\r\n");
+  up.write("\r\nX-Forwarded-Proto: http\r\nVia: 1.1 lancer\r\n");
   if (!host.empty()) {
     up.write("X-Forwarded-Host: ");
     up.write(host);
@@ -194,11 +194,15 @@ task<attempt_result> exchange(connection& c, request& req, stream& up, bool reus
     }
     co_await up.flush();
     up.set_timeout(o.response_timeout);
+    c.set_timeout(o.response_timeout + o.idle_timeout);  // the body reader set its own
 
     // The answer's header (1xx interim answers are passed over).
     std::optional<detail::response_parser> rp;
     for (;;) {
-      const std::size_t n = co_await up.read();
+      // What is buffered first (a final answer may have come with an interim one), then
+      // more.
+      std::size_t n = 1;
+      if (up.buffered().find("\r\n\r\n") == std::string_view::npos) n = co_await up.read();
       heard = heard || !up.buffered().empty();
       const std::string_view in = up.buffered();
       const std::size_t end = in.find("\r\n\r\n");
@@ -249,7 +253,7 @@ task<attempt_result> exchange(connection& c, request& req, stream& up, bool reus
       }
     }
     const unsigned status = rp->status();
-    if (rp->content_length() || rp->is_done()) {
+    if (rp->content_length() || (rp->is_done() && !req.is_head())) {
       start_response(c, req, status, content_type, rp->content_length().value_or(0), fields);
     } else {
       start_chunked(c, req, status, content_type, fields);
@@ -325,7 +329,7 @@ task<> proxy_one(connection& c, request& req, const address& up, const std::stri
   for (int attempt = 0;; ++attempt) {
     std::unique_ptr<stream> s;
     bool reused = false;
-    while (!pool.empty() && !s) {
+    while (attempt == 0 && !pool.empty() && !s) {  // a retry goes on a fresh connection
       idle_connection idle = std::move(pool.back());
       pool.pop_back();
       // One the upstream closed (or wrote to) while it waited is no use.

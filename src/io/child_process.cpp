@@ -66,6 +66,14 @@ int status_of(const siginfo_t& info) noexcept {
 
 child_process child_process::spawn(std::vector<std::string> argv, const child_options& options) {
   if (argv.empty()) throw std::invalid_argument("lancer::child_process::spawn: no program");
+  // A write to a pipe whose reader is gone must fail with EPIPE (a stream error), not kill
+  // the process with SIGPIPE. Sockets are written with MSG_NOSIGNAL; pipes have no such flag.
+  static const bool sigpipe_ignored = [] {
+    struct sigaction ignore {};
+    ignore.sa_handler = SIG_IGN;
+    return ::sigaction(SIGPIPE, &ignore, nullptr) == 0;
+  }();
+  (void)sigpipe_ignored;
   scheduler* sched = scheduler::current();
   if (sched == nullptr) throw std::logic_error("lancer::child_process::spawn: no scheduler here");
   const std::string& program = argv[0];
@@ -85,7 +93,10 @@ child_process child_process::spawn(std::vector<std::string> argv, const child_op
   sigfillset(&all);
   posix_spawnattr_setsigmask(&s.attr, &none);
   posix_spawnattr_setsigdefault(&s.attr, &all);
-  posix_spawnattr_setflags(&s.attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  // Its own process group, so that a kill reaches what it started too (a shell's commands).
+  posix_spawnattr_setpgroup(&s.attr, 0);
+  posix_spawnattr_setflags(&s.attr,
+                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
 
   std::vector<char*> args;
   for (std::string& a : argv)
@@ -151,6 +162,7 @@ child_process::~child_process() {
 
 void child_process::kill(int sig) noexcept {
   if (pid_ > 0 && status_ < 0) {
+    ::kill(-pid_, sig);  // its process group: what it started goes too
     if (pidfd_ >= 0) {
       ::syscall(SYS_pidfd_send_signal, pidfd_, sig, nullptr, 0);
     } else {

@@ -20,8 +20,7 @@ namespace lancer::detail {
 
 namespace {
 
-constexpr std::size_t k_read_step = 4096;      // one pooled block: no malloc per read
-constexpr std::size_t k_big_read = 64 * 1024;  // once reads keep filling their room
+constexpr std::size_t k_read_step = 4096;  // one pooled block: no malloc per read
 
 std::error_code last_error() noexcept {
   return {errno, std::system_category()};
@@ -231,12 +230,12 @@ void fd_transport::reset() noexcept {
 
 void fd_transport::close() noexcept {
   if (fd_ < 0) return;
-  ::close(fd_);  // leaves the poll set with it
+  set_.forget(fd_);
+  ::close(fd_);
   fd_ = -1;
   sink_ = nullptr;
   want_read_ = 0;
   want_write_ = false;
-  set_.forget();
 }
 
 }  // namespace lancer::detail

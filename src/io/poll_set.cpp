@@ -6,8 +6,8 @@
 #include <cerrno>
 #include <system_error>
 
-#include "lancer/log.hpp"
 #include "io/detail/pooled.hpp"
+#include "lancer/log.hpp"
 
 namespace lancer::detail {
 
@@ -53,7 +53,8 @@ void poll_set::add(int fd, poll_target& target) {
   arm();
 }
 
-void poll_set::forget() noexcept {
+void poll_set::forget(int fd) noexcept {
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
   if (sockets_ > 0 && --sockets_ == 0 && armed_) {
     boost::system::error_code ec;
     watch_.cancel(ec);  // the pending wait ends with operation_aborted

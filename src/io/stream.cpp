@@ -222,13 +222,14 @@ void stream::read_awaiter::await_suspend(std::coroutine_handle<> h) {
   s_.request_write();                    // whatever was written leaves before the wait for input
   if (s_.in_.empty()) s_.in_.release();  // idle: hold no buffer while waiting
   if (s_.out_.empty()) s_.out_.release();
-  s_.park(s_.reader_, h);
+  wait_ = s_.park(s_.reader_, h);
   suspended_ = true;
 }
 
 std::size_t stream::read_awaiter::await_resume() {
   if (suspended_) {
     s_.unpark(s_.reader_);
+    wait_ = 0;
     const signal& sig = s_.sched_.take_signal();  // throws on timeout or cancel
     if (s_.timer_fired(sig)) {
       s_.expire();
@@ -273,13 +274,14 @@ bool stream::flush_awaiter::await_ready() {
 
 void stream::flush_awaiter::await_suspend(std::coroutine_handle<> h) {
   s_.flush_limit_ = static_cast<std::uint32_t>(std::min<std::size_t>(limit_, UINT32_MAX));
-  s_.park(s_.writer_, h);
+  wait_ = s_.park(s_.writer_, h);
   suspended_ = true;
 }
 
 void stream::flush_awaiter::await_resume() {
   if (suspended_) {
     s_.unpark(s_.writer_);
+    wait_ = 0;
     const signal& sig = s_.sched_.take_signal();
     if (s_.timer_fired(sig)) {
       s_.expire();

@@ -230,3 +230,46 @@ TEST_CASE("an upstream that fails in the middle of its answer cuts the client's 
   CHECK(body_of(reply) == "only part");
   CHECK(c.server_done());  // cut: the client knows the answer is incomplete
 }
+
+TEST_CASE("an interim answer and the final one in one write: the final one is not waited for") {
+  proxy_bed b;
+  b.net.serve(b.up, [](lancer::stream& s) -> task<> {
+    co_await read_request(s);
+    s.write(
+        "HTTP/1.1 103 Early Hints\r\nLink: </style.css>\r\n\r\n"
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    co_await s.flush();
+    co_await lancer::sleep_for(1h);  // and keeps the connection open
+  });
+  lancer::fake_client c = b.front_src.connect();
+  const std::string reply = c.exchange("GET / HTTP/1.1\r\nHost: x\r\n\r\n");  // no time passes
+  CHECK(status_of(reply) == 200);
+  CHECK(body_of(reply) == "ok");
+}
+
+TEST_CASE("a retry never takes a second pooled connection") {
+  proxy_bed b;
+  int requests = 0;
+  b.net.serve(b.up, [&requests](lancer::stream& s) -> task<> {
+    const std::string first = co_await read_request(s);
+    if (first.empty()) co_return;
+    ++requests;
+    s.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    co_await s.flush();
+    if (!(co_await read_request(s)).empty()) ++requests;
+    s.abort(std::make_error_code(std::errc::connection_reset));  // the second: dropped
+  });
+  // Two pooled connections, both about to drop their next request.
+  lancer::fake_client c1 = b.front_src.connect();
+  lancer::fake_client c2 = b.front_src.connect();
+  c1.write("GET /1 HTTP/1.1\r\nHost: x\r\n\r\n");
+  c2.write("GET /2 HTTP/1.1\r\nHost: x\r\n\r\n");
+  b.sched.run_until_idle();
+  c1.read();
+  c2.read();
+  REQUIRE(b.net.connections(b.up) == 2);
+  // A GET: the first pooled one drops it; the retry goes on a fresh connection, not the
+  // second pooled one (which would drop it too).
+  CHECK(body_of(c1.exchange("GET /3 HTTP/1.1\r\nHost: x\r\n\r\n")) == "ok");
+  CHECK(b.net.connections(b.up) == 3);
+}

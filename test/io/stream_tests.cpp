@@ -300,11 +300,14 @@ TEST_CASE("a layer sits between a server's connections and the fake source: byte
 TEST_CASE("the Asio bridge awaits an Asio timer, and a cancelled wait cancels the operation") {
   lancer::scheduler sched;  // Asio timers run on the steady clock
   std::vector<std::string> events;
+  // Outlives the waits: only the bridge's cancellation can end its hour-long wait. If it
+  // did not, run_until_complete would wait the hour (the test would hang, and fail).
+  boost::asio::steady_timer forever(sched.reactor(), 1h);
+  const auto start = std::chrono::steady_clock::now();
   sched.run_until_complete([&]() -> task<> {
     boost::asio::steady_timer timer(sched.reactor(), 10ms);
     auto [ec] = co_await timer.async_wait(lancer::use_signal);
     events.push_back(ec ? ec.message() : "fired");
-    boost::asio::steady_timer forever(sched.reactor(), 1h);
     const lancer::thread_id waiter =
         sched.spawn([](boost::asio::steady_timer& t, std::vector<std::string>& ev) -> task<> {
           try {
@@ -319,8 +322,9 @@ TEST_CASE("the Asio bridge awaits an Asio timer, and a cancelled wait cancels th
     while (sched.alive(waiter))
       co_await lancer::wakeback_later();
   }());
-  // The cancelled wait's timer was cancelled too: nothing kept the scheduler for an hour.
+  sched.run();  // nothing left: the timer's wait was cancelled with the thread's
   CHECK(events == std::vector<std::string>{"fired", "cancelled"});
+  CHECK(std::chrono::steady_clock::now() - start < 10s);
 }
 
 TEST_CASE("resuming a coroutine directly instead of by a signal is caught") {

@@ -7,7 +7,7 @@
 // - Hop-by-hop fields (Connection and the fields it names, Keep-Alive, Proxy-Connection, TE,
 //   Trailer, Transfer-Encoding, Upgrade) are dropped both ways, and so is Expect (the proxy
 //   asks the client for the body itself); X-Forwarded-For (appended to), X-Forwarded-Proto,
-//   X-Forwarded-Host and Forwarded (RFC 7239) are added. Host is the client's.
+//   X-Forwarded-Host, Forwarded (RFC 7239) and Via are added. Host is the client's.
 // - Each OS thread keeps a pool of idle keep-alive connections per upstream; a pooled
 //   connection that the upstream has closed meanwhile is noticed before it is used.
 // - Failures: an upstream that refuses or resets gets the client a 502, one that does not

@@ -9,10 +9,12 @@
 //   const int status = co_await p.wait();  // the exit code, or 128 + the signal
 //
 // The child is started with posix_spawn (nothing runs in the parent's address space after
-// the fork), with no signal blocked and every signal at its default. Its exit is awaited on a
-// pidfd through the Asio bridge. Destroying a child_process that is still running kills it
-// (SIGKILL) and reaps it: a thread that is cancelled or times out leaves no process behind,
-// and never a zombie.
+// the fork), in a process group of its own, with no signal blocked and every signal at its
+// default. Its exit is awaited on a pidfd through the Asio bridge. Destroying a child_process
+// that is still running kills it and its group (SIGKILL) and reaps it: a thread that is
+// cancelled or times out leaves no process behind, and never a zombie. The first spawn sets
+// SIGPIPE to be ignored in this process: a write to a pipe whose reader is gone is an error
+// of that stream, not the end of the program.
 #pragma once
 
 #include <sys/types.h>

@@ -157,6 +157,10 @@ class stream : public sink {
   class read_awaiter {
    public:
     explicit read_awaiter(stream& s) noexcept : s_(s) {}
+    read_awaiter(const read_awaiter&) = delete;
+    read_awaiter& operator=(const read_awaiter&) = delete;
+    // A frame destroyed while parked here (a discarded thread) frees the slot.
+    ~read_awaiter() { s_.abandon(s_.reader_, wait_); }
     bool await_ready();
     void await_suspend(std::coroutine_handle<> h);
     std::size_t await_resume();
@@ -164,6 +168,7 @@ class stream : public sink {
    private:
     stream& s_;
     std::size_t before_ = 0;
+    std::uint32_t wait_ = 0;  // the suspension parked in reader_ (0: none)
     bool suspended_ = false;
   };
 
@@ -186,13 +191,17 @@ class stream : public sink {
   class flush_awaiter {
    public:
     flush_awaiter(stream& s, std::size_t limit) noexcept : s_(s), limit_(limit) {}
+    flush_awaiter(const flush_awaiter&) = delete;
+    flush_awaiter& operator=(const flush_awaiter&) = delete;
+    ~flush_awaiter() { s_.abandon(s_.writer_, wait_); }
     bool await_ready();
     void await_suspend(std::coroutine_handle<> h);
     void await_resume();
 
    private:
     stream& s_;
-    std::size_t limit_;  // done once unsent() <= limit_
+    std::size_t limit_;       // done once unsent() <= limit_
+    std::uint32_t wait_ = 0;  // the suspension parked in writer_ (0: none)
     bool suspended_ = false;
   };
 
@@ -254,6 +263,10 @@ class stream : public sink {
  private:
   std::uint32_t park(wait_slot& w, std::coroutine_handle<> h);
   void unpark(wait_slot& w) noexcept;
+  // An awaiter's frame is going while its wait `wait` may still be parked in `w`.
+  void abandon(wait_slot& w, std::uint32_t wait) noexcept {
+    if (wait != 0 && w.parked && w.wait == wait) unpark(w);
+  }
   // A stream the program opened keeps its deadline itself, with a scheduler timer aimed at
   // one of its waiters (connections leave deadlines to their server): told when a waiter
   // parks and unparks, and asked whether the signal that woke one was that timer's.

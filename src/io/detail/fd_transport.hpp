@@ -75,7 +75,6 @@ class fd_transport final : public transport, public poll_target {
   bool writable_ = true;     // output may be taken: an edge since the last EAGAIN
   bool want_write_ = false;  // a write waits for the descriptor to take output
   bool connecting_ = false;  // a socket's connect is under way: its first output edge ends it
-  bool streaming_ = false;   // the last read filled its room: read more at a time
   // The peer half-closed or the descriptor failed (EPOLLRDHUP, EPOLLHUP, EPOLLERR): a short
   // read no longer means "nothing more", as the EOF or the error is still to be read.
   bool peer_done_ = false;

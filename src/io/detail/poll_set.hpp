@@ -45,9 +45,11 @@ class poll_set final : public boost::asio::execution_context::service {
   // half-close; `target` is told of readiness until `fd` is closed. Call forget() when it is.
   // Throws std::system_error if the kernel refuses (out of memory, or max_user_watches).
   void add(int fd, poll_target& target);
-  // One socket added earlier was closed: when none is left the set stops waiting, so a
-  // scheduler with no connections can run out of work.
-  void forget() noexcept;
+  // Takes `fd` (added earlier, about to be closed) out of the set. Closing it alone is not
+  // enough: a duplicate held elsewhere for a moment (a child process being spawned) would
+  // keep it in. When none is left the set stops waiting, so a scheduler with no connections
+  // can run out of work.
+  void forget(int fd) noexcept;
 
  private:
   void shutdown() override;
