@@ -35,7 +35,7 @@ const std::string k_request = "GET /plaintext HTTP/1.1\r\nHost: bench\r\n\r\n";
 
 // What lancer-serve runs: http::serve, its request loop, around a handler that answers.
 lancer::task<> hello(connection& c, http::request& req, lancer::frame&, lancer::pubframe&) {
-  co_await http::respond_on(c, req, 200, "text/plain", "Hello, World!");
+  co_await http::respond(c, req, 200, "text/plain", "Hello, World!");
 }
 
 struct bed {

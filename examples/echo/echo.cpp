@@ -17,7 +17,7 @@ namespace http = lancer::http;
 lancer::task<> echo(lancer::connection& c, http::request& req, lancer::frame&, lancer::pubframe&) {
   const auto body = co_await http::read_body(c, req);
   if (!body) co_return;  // a bad or incomplete body was answered already
-  co_await http::respond_on(c, req, 200, "application/octet-stream", *body);
+  co_await http::respond(c, req, 200, "application/octet-stream", *body);
 }
 
 int main(int argc, char** argv) {

@@ -16,9 +16,9 @@ namespace http = lancer::http;
 // The handler: one request at a time, keep-alive and pipelining handled by httputil.
 lancer::task<> hello(lancer::connection& c, http::request& req, lancer::frame&, lancer::pubframe&) {
   if (req.target() == "/plaintext") {
-    co_await http::respond_on(c, req, 200, "text/plain", "Hello, World!");
+    co_await http::respond(c, req, 200, "text/plain", "Hello, World!");
   } else {
-    co_await http::respond_on(c, req, 404, "text/plain", "Not Found\n");
+    co_await http::respond(c, req, 404, "text/plain", "Not Found\n");
   }
 }
 

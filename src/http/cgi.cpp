@@ -273,7 +273,7 @@ task<> run_script(connection& c, request& req, fs::path script, std::string scri
   }
   if (!p) {
     log(log_level::warn, conn_log_name(c), "{}: {}", who, failure);
-    co_await respond_on(c, req, 502, "text/plain", "Bad Gateway\n");
+    co_await respond(c, req, 502, "text/plain", "Bad Gateway\n");
     co_return;
   }
   stream& out = p->out();
@@ -321,10 +321,10 @@ task<> run_script(connection& c, request& req, fs::path script, std::string scri
     if (timed_out_now) {
       log(log_level::warn, conn_log_name(c), "{}: no answer within {} s: killed", who,
           std::chrono::duration_cast<std::chrono::seconds>(o.timeout).count());
-      co_await respond_on(c, req, 504, "text/plain", "Gateway Timeout\n");
+      co_await respond(c, req, 504, "text/plain", "Gateway Timeout\n");
     } else {
       log(log_level::warn, conn_log_name(c), "{}: bad output: {}", who, bad);
-      co_await respond_on(c, req, 502, "text/plain", "Bad Gateway\n");
+      co_await respond(c, req, 502, "text/plain", "Bad Gateway\n");
     }
     co_await feeder.join();
     co_await errors.join();
@@ -392,7 +392,7 @@ request_handler cgi_dir(std::string prefix, fs::path dir, cgi_options options) {
     const bool runnable = path.substr(0, prefix.size()) == prefix && !name.empty() &&
                           name.front() != '.' && name.find('%') == std::string_view::npos &&
                           fs::is_regular_file(script, ec) && ::access(script.c_str(), X_OK) == 0;
-    if (!runnable) return respond_on(c, req, 404, "text/plain", "Not Found\n");
+    if (!runnable) return respond(c, req, 404, "text/plain", "Not Found\n");
     return run_script(c, req, script, std::string(path.substr(0, prefix.size() + name.size())),
                       std::string(info), o);
   };

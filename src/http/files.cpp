@@ -95,12 +95,8 @@ std::optional<fs::path> resolve_under(const fs::path& root, std::string_view tar
 
 task<> respond_file(connection& c, request& req, const fs::path& root) {
   if (req.method() != "GET" && req.method() != "HEAD") {
-    static constexpr headers::field allow[] = {{"Allow", "GET, HEAD"}};
-    response r;
-    r.status = 405;
-    r.body = "Method Not Allowed\n";
-    r.fields = allow;
-    co_await respond(c, req, r);
+    const http::fields allow{{"Allow", "GET, HEAD"}};
+    co_await respond(c, req, 405, "text/plain", "Method Not Allowed\n", allow);
     co_return;
   }
   const std::optional<fs::path> file = resolve_under(root, req.target());
@@ -114,10 +110,10 @@ task<> respond_file(connection& c, request& req, const fs::path& root) {
     }
   }
   if (!found) {
-    co_await respond_on(c, req, 404, "text/plain", "Not Found\n");
+    co_await respond(c, req, 404, "text/plain", "Not Found\n");
     co_return;
   }
-  co_await respond_on(c, req, 200, mime_type(file->filename().string()), body);
+  co_await respond(c, req, 200, mime_type(file->filename().string()), body);
 }
 
 }  // namespace lancer::http

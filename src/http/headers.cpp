@@ -1,5 +1,10 @@
 #include "lancer/http/headers.hpp"
 
+#include "lancer/http/cookies.hpp"
+
+#include <stdexcept>
+#include <string>
+
 namespace lancer::http {
 
 namespace {
@@ -44,6 +49,58 @@ bool headers::has_token(std::string_view name, std::string_view token) const noe
     if (!absent) return true;
   }
   return false;
+}
+
+namespace {
+bool token_char(char c) noexcept {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+  return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+}  // namespace
+
+bool valid_field_name(std::string_view name) noexcept {
+  if (name.empty()) return false;
+  for (const char c : name)
+    if (!token_char(c)) return false;
+  return true;
+}
+
+bool valid_field_value(std::string_view value) noexcept {
+  for (const char c : value)
+    if (c == '\r' || c == '\n' || c == '\0') return false;
+  if (!value.empty() && (value.front() == ' ' || value.front() == '\t')) return false;
+  return value.empty() || (value.back() != ' ' && value.back() != '\t');
+}
+
+fields& fields::add(std::string_view name, std::string_view value) {
+  if (!valid_field_name(name))
+    throw std::invalid_argument("lancer::http::fields: '" + std::string(name.substr(0, 60)) +
+                                "' is not a field name");
+  if (!valid_field_value(value))
+    throw std::invalid_argument("lancer::http::fields: the value of " + std::string(name) +
+                                " holds CR, LF, NUL or surrounding whitespace");
+  text_.append(name).append(": ").append(value).append("\r\n");
+  return *this;
+}
+
+fields& fields::set_cookie(std::string_view name, std::string_view value, const cookie_options& o) {
+  return add("Set-Cookie", set_cookie_value(name, value, o));
+}
+
+fields& fields::set_cookie(std::string_view name, std::string_view value) {
+  return set_cookie(name, value, cookie_options{});
+}
+
+std::string_view fields::get(std::string_view name) const noexcept {
+  std::string_view rest = text_;
+  while (!rest.empty()) {
+    const std::size_t end = rest.find("\r\n");
+    const std::string_view line = rest.substr(0, end);
+    const std::size_t colon = line.find(':');
+    if (iequals(line.substr(0, colon), name)) return line.substr(colon + 2);
+    rest.remove_prefix(end + 2);
+  }
+  return {};
 }
 
 }  // namespace lancer::http

@@ -21,12 +21,16 @@ namespace {
 constexpr unsigned k_max_empty_lines = 4;    // ignored before a request line (RFC 9112 2.2)
 constexpr std::size_t k_line_overhead = 64;  // a request line's bytes besides its target
 
-// The Date header value, formatted at most once a second per OS thread.
+// The Date header value, formatted at most once a second per OS thread, from the scheduler's
+// clock (clock::wall_now: a test on a manual clock gets the same Date in every run).
 std::string_view http_date() {
-  thread_local std::time_t cached_at = 0;
+  thread_local std::time_t cached_at = -1;
   thread_local char text[64] = {};
   thread_local std::size_t len = 0;
-  const std::time_t now = std::time(nullptr);
+  const scheduler* sched = scheduler::current();
+  const std::time_t now = sched != nullptr && sched->clock().is_manual()
+                              ? std::chrono::system_clock::to_time_t(sched->clock().wall_now())
+                              : std::time(nullptr);
   if (now != cached_at) {
     std::tm tm{};
     gmtime_r(&now, &tm);
@@ -34,6 +38,11 @@ std::string_view http_date() {
     cached_at = now;
   }
   return {text, len};
+}
+
+// The task of an answer that was written whole and needs nothing more.
+task<> done() {
+  co_return;
 }
 
 bool status_has_body(unsigned status) noexcept {
@@ -83,7 +92,7 @@ class head_writer {
 // Appends a status line and header block to the connection's output.
 void write_head(connection& c, unsigned version, unsigned status, std::string_view content_type,
                 framing how, std::size_t content_length, bool close,
-                std::span<const headers::field> fields) {
+                std::span<const headers::field> fields, std::string_view wire = {}) {
   head_writer head(c);
   head << "HTTP/1.1 " << std::uint64_t{status} << " " << code2status(status)
        << "\r\nServer: lancer\r\nDate: " << http_date() << "\r\n";
@@ -100,7 +109,7 @@ void write_head(connection& c, unsigned version, unsigned status, std::string_vi
   }
   for (const headers::field& f : fields)
     head << f.name << ": " << f.value << "\r\n";
-  head << "\r\n";
+  head << wire << "\r\n";
   head.flush();
 }
 
@@ -578,11 +587,12 @@ struct io {
   // Starts a response whose body follows in pieces: chunked on HTTP/1.1; on HTTP/1.0 the
   // body runs until the connection closes.
   static void start_chunked(connection& c, request& req, unsigned status,
-                            std::string_view content_type, std::span<const headers::field> fields) {
+                            std::string_view content_type, std::span<const headers::field> fields,
+                            std::string_view wire) {
     const bool old = req.version_ == 10;
     const bool close = must_close(c, req, old);
     write_head(c, req.version_, status, content_type, old ? framing::close : framing::chunked, 0,
-               close, fields);
+               close, fields, wire);
     req.answered_ = true;
     req.status_ = status;
     req.streaming_ = !req.is_head() && status_has_body(status);
@@ -592,9 +602,9 @@ struct io {
   // Starts a response whose body of `length` bytes follows in pieces, with Content-Length.
   static void start_fixed(connection& c, request& req, unsigned status,
                           std::string_view content_type, std::uint64_t length,
-                          std::span<const headers::field> fields) {
+                          std::span<const headers::field> fields, std::string_view wire) {
     const bool close = must_close(c, req, false);
-    write_head(c, req.version_, status, content_type, framing::length, length, close, fields);
+    write_head(c, req.version_, status, content_type, framing::length, length, close, fields, wire);
     req.answered_ = true;
     req.status_ = status;
     req.streaming_ = !req.is_head() && status_has_body(status);
@@ -625,21 +635,26 @@ struct io {
     }
   }
 
-  static task<> respond(connection& c, request& req, response r) {
-    const bool close = must_close(c, req, r.close);
-    write_head(c, req.version_, r.status, r.content_type, framing::length, r.body.size(), close,
-               r.fields);
-    if (status_has_body(r.status) && !req.is_head()) {
-      c.write(r.body);
-      req.bytes_sent_ = r.body.size();
+  // Writes a whole response; true if the connection is to close after it.
+  static bool write_response(connection& c, request& req, unsigned status,
+                             std::string_view content_type, std::string_view body,
+                             std::string_view wire, bool close_after) {
+    const bool close = must_close(c, req, close_after);
+    write_head(c, req.version_, status, content_type, framing::length, body.size(), close, {},
+               wire);
+    if (status_has_body(status) && !req.is_head()) {
+      c.write(body);
+      req.bytes_sent_ = body.size();
     }
     req.answered_ = true;
-    req.status_ = r.status;
-    if (close) {
-      req.keep_alive_ = false;
-      co_await c.flush();
-      c.close();
-    }
+    req.status_ = status;
+    if (close) req.keep_alive_ = false;
+    return close;
+  }
+
+  static task<> close_after(connection& c) {
+    co_await c.flush();
+    c.close();
   }
 };
 
@@ -686,12 +701,22 @@ task<std::optional<std::string_view>> read_body_some(connection& c, request& req
 
 void start_chunked(connection& c, request& req, unsigned status, std::string_view content_type,
                    std::span<const headers::field> fields) {
-  io::start_chunked(c, req, status, content_type, fields);
+  io::start_chunked(c, req, status, content_type, fields, {});
+}
+
+void start_chunked(connection& c, request& req, unsigned status, std::string_view content_type,
+                   const http::fields& fields) {
+  io::start_chunked(c, req, status, content_type, {}, fields.wire());
 }
 
 void start_response(connection& c, request& req, unsigned status, std::string_view content_type,
                     std::uint64_t length, std::span<const headers::field> fields) {
-  io::start_fixed(c, req, status, content_type, length, fields);
+  io::start_fixed(c, req, status, content_type, length, fields, {});
+}
+
+void start_response(connection& c, request& req, unsigned status, std::string_view content_type,
+                    std::uint64_t length, const http::fields& fields) {
+  io::start_fixed(c, req, status, content_type, length, {}, fields.wire());
 }
 
 task<> send_chunk(connection& c, request& req, std::string_view piece) {
@@ -702,17 +727,38 @@ task<> end_chunked(connection& c, request& req) {
   return io::end_chunked(c, req);
 }
 
+// Not coroutines: the response is written before they return, so `r` and `extra` need only
+// last that long; a coroutine frame is made only when the connection is to close.
 task<> respond(connection& c, request& req, const response& r) {
-  return io::respond(c, req, r);
+  if (io::write_response(c, req, r.status, r.content_type, r.body, r.fields.wire(), r.close))
+    return io::close_after(c);
+  return done();
 }
 
-task<> respond_on(connection& c, request& req, unsigned status, std::string_view content_type,
-                  std::string_view body) {
-  response r;
-  r.status = status;
-  r.content_type = content_type;
-  r.body = body;
-  return io::respond(c, req, r);  // takes `r` by value: one frame, no wrapper
+task<> respond(connection& c, request& req, unsigned status, std::string_view content_type,
+               std::string_view body, const http::fields& extra) {
+  if (io::write_response(c, req, status, content_type, body, extra.wire(), false))
+    return io::close_after(c);
+  return done();
+}
+
+task<> redirect(connection& c, request& req, unsigned status, std::string_view location) {
+  if (status != 301 && status != 302 && status != 303 && status != 307 && status != 308)
+    throw std::invalid_argument(
+        fmt::format("lancer::http::redirect: {} is not a redirect", status));
+  if (!valid_field_value(location) || location.empty())
+    throw std::invalid_argument("lancer::http::redirect: a Location with CR, LF or NUL, or none");
+  char wire[2048];
+  const auto head = fmt::format_to_n(wire, sizeof wire, "Location: {}\r\n", location);
+  std::string spill;  // a location longer than the stack buffer
+  std::string_view w{wire, std::min(head.size, sizeof wire)};
+  if (head.size > sizeof wire) {
+    spill = fmt::format("Location: {}\r\n", location);
+    w = spill;
+  }
+  if (io::write_response(c, req, status, "text/plain", "Redirecting\n", w, false))
+    return io::close_after(c);
+  return done();
 }
 
 namespace {

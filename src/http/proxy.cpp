@@ -350,8 +350,8 @@ task<> proxy_one(connection& c, request& req, const address& up, const std::stri
     }
     if (!s) {
       log(log_level::warn, c.name(), "upstream {} ({})", failure, connect_timed_out ? 504 : 502);
-      co_await respond_on(c, req, connect_timed_out ? 504 : 502, "text/plain",
-                          connect_timed_out ? "Gateway Timeout\n" : "Bad Gateway\n");
+      co_await respond(c, req, connect_timed_out ? 504 : 502, "text/plain",
+                       connect_timed_out ? "Gateway Timeout\n" : "Bad Gateway\n");
       co_return;
     }
     const attempt_result r = co_await exchange(c, req, *s, reused, o);
@@ -371,11 +371,11 @@ task<> proxy_one(connection& c, request& req, const address& up, const std::stri
         [[fallthrough]];
       case outcome::refused:
         log(log_level::warn, c.name(), "upstream {}: {} (502)", name, r.why);
-        co_await respond_on(c, req, 502, "text/plain", "Bad Gateway\n");
+        co_await respond(c, req, 502, "text/plain", "Bad Gateway\n");
         co_return;
       case outcome::timed_out:
         log(log_level::warn, c.name(), "upstream {}: {} (504)", name, r.why);
-        co_await respond_on(c, req, 504, "text/plain", "Gateway Timeout\n");
+        co_await respond(c, req, 504, "text/plain", "Gateway Timeout\n");
         co_return;
       case outcome::cut:
         log(log_level::warn, c.name(), "upstream {}: {}: the answer is cut", name, r.why);

@@ -401,6 +401,11 @@ void scheduler::advance(lancer::clock::duration d) {
   run_until_idle();
 }
 
+std::optional<lancer::clock::time_point> scheduler::next_timer() const noexcept {
+  if (timers_.empty()) return std::nullopt;
+  return timers_.top().deadline;
+}
+
 void scheduler::stop() noexcept {
   stop_requested_.store(true, std::memory_order_release);
   if (t_current_scheduler != this && !wake_posted_.exchange(true, std::memory_order_acq_rel)) {

@@ -31,11 +31,11 @@ task<> app(connection& c, frame&, pubframe&) {
     if (req.target() == "/echo") {
       const auto body = co_await http::read_body(c, req);
       if (!body) co_return;
-      co_await http::respond_on(c, req, 200, "application/octet-stream", *body);
+      co_await http::respond(c, req, 200, "application/octet-stream", *body);
     } else if (req.target() == "/plaintext") {
-      co_await http::respond_on(c, req, 200, "text/plain", "Hello, World!");
+      co_await http::respond(c, req, 200, "text/plain", "Hello, World!");
     } else {
-      co_await http::respond_on(c, req, 404, "text/plain", "not found\n");
+      co_await http::respond(c, req, 404, "text/plain", "not found\n");
     }
   }
 }
@@ -311,7 +311,7 @@ TEST_CASE("headers are found case-insensitively, repeated names are all kept") {
                          seen.emplace_back(h.get("x-THING"));
                          seen.push_back(std::to_string(h.count("x-thing")));
                          seen.push_back(h.has_token("connection", "Upgrade") ? "upgrade" : "no");
-                         co_await http::respond_on(c, req, 204, "", "");
+                         co_await http::respond(c, req, 204, "", "");
                        }
                      }};
   lancer::fake_source fake;
@@ -331,7 +331,7 @@ TEST_CASE("serve answers 500 when the request handler throws before responding")
       sched, http::serve([](connection& c, http::request& req, frame&, pubframe&) -> task<> {
         if (req.target() == "/boom") throw std::runtime_error("kaput");
         if (req.target() == "/silent") co_return;  // forgets to answer
-        co_await http::respond_on(c, req, 200, "text/plain", "fine");
+        co_await http::respond(c, req, 200, "text/plain", "fine");
       })};
   lancer::fake_source fake;
   srv.attach_source(fake);
@@ -387,7 +387,7 @@ TEST_CASE("wait_for_request reads the whole body before it returns") {
     http::request req;
     while (co_await http::wait_for_request(c, req)) {
       bodies.emplace_back(req.body());
-      co_await http::respond_on(c, req, 204, "", "");
+      co_await http::respond(c, req, 204, "", "");
     }
   }};
   fake_client c = b.fake.connect();
@@ -416,7 +416,7 @@ TEST_CASE("read_body_some streams a large body in bounded pieces") {
         ++pieces;
         max_buffered = std::max(max_buffered, c.buffered().size());
       }
-      co_await http::respond_on(c, req, 200, "text/plain", std::to_string(total));
+      co_await http::respond(c, req, 200, "text/plain", std::to_string(total));
     }
   }};
   for (const bool chunked : {false, true}) {
@@ -474,7 +474,7 @@ TEST_CASE("a chunked response streams its pieces; HEAD gets the head only; 1.0 r
 TEST_CASE("a body that stops arriving gets 408 after the body timeout") {
   bed b{http::serve([](connection& c, http::request& req, frame&, pubframe&) -> task<> {
     const auto body = co_await http::read_body(c, req);  // limits: body_timeout 30 s
-    if (body) co_await http::respond_on(c, req, 200, "text/plain", *body);
+    if (body) co_await http::respond(c, req, 200, "text/plain", *body);
   })};
   const auto start = b.sched.now();
   fake_client c = b.fake.connect();
@@ -492,7 +492,7 @@ TEST_CASE("a body that stops arriving gets 408 after the body timeout") {
 TEST_CASE("a body trickling a byte every 29 s gets 408 once below the minimum rate") {
   bed b{http::serve([](connection& c, http::request& req, frame&, pubframe&) -> task<> {
     const auto body = co_await http::read_body(c, req);  // 30 s, plus 1 s per 1024 bytes
-    if (body) co_await http::respond_on(c, req, 200, "text/plain", *body);
+    if (body) co_await http::respond(c, req, 200, "text/plain", *body);
   })};
   const auto start = b.sched.now();
   fake_client c = b.fake.connect();
@@ -514,8 +514,7 @@ TEST_CASE("a body at the minimum rate or faster may take longer than the body ti
   bed b{http::serve(
       [&](connection& c, http::request& req, frame&, pubframe&) -> task<> {
         const auto body = co_await http::read_body(c, req, lim);
-        if (body)
-          co_await http::respond_on(c, req, 200, "text/plain", std::to_string(body->size()));
+        if (body) co_await http::respond(c, req, 200, "text/plain", std::to_string(body->size()));
       },
       lim)};
   fake_client c = b.fake.connect();
@@ -539,7 +538,7 @@ TEST_CASE("with no minimum rate, progress restarts the body timeout") {
   bed b{http::serve(
       [&](connection& c, http::request& req, frame&, pubframe&) -> task<> {
         const auto body = co_await http::read_body(c, req, lim);
-        if (body) co_await http::respond_on(c, req, 200, "text/plain", *body);
+        if (body) co_await http::respond(c, req, 200, "text/plain", *body);
       },
       lim)};
   const auto start = b.sched.now();
@@ -559,7 +558,7 @@ TEST_CASE("a 408 for a stalled body reaches the access log with its status") {
   bed b{http::serve(
       [](connection& c, http::request& req, frame&, pubframe&) -> task<> {
         const auto body = co_await http::read_body(c, req);
-        if (body) co_await http::respond_on(c, req, 200, "text/plain", *body);
+        if (body) co_await http::respond(c, req, 200, "text/plain", *body);
       },
       {},
       [&](const connection& c, const http::request& req) {
@@ -605,7 +604,7 @@ TEST_CASE("an absolute-form target: the handler sees the path, the authority is 
   std::vector<std::string> seen;
   bed b{http::serve([&](connection& c, http::request& req, frame&, pubframe&) -> task<> {
     seen.push_back(std::string(req.host()) + " " + std::string(req.target()));
-    co_await http::respond_on(c, req, 200, "text/plain", "ok");
+    co_await http::respond(c, req, 200, "text/plain", "ok");
   })};
   fake_client c = b.fake.connect();
   CHECK(status_of(c.exchange(
@@ -672,7 +671,7 @@ TEST_CASE("access_line writes nginx's combined format, escaping what the client 
   lancer::scheduler sched{lancer::clock::manual()};
   lancer::server srv{sched, http::serve(
                                 [](connection& c, http::request& req, frame&, pubframe&) -> task<> {
-                                  co_await http::respond_on(c, req, 200, "text/plain", "12345");
+                                  co_await http::respond(c, req, 200, "text/plain", "12345");
                                 },
                                 {},
                                 [&](const connection& c, const http::request& req) {
@@ -716,7 +715,7 @@ TEST_CASE("a peer's doing is logged at INFO, the server's own faults at ERROR") 
       sched, http::serve([](connection& c, http::request& req, frame&, pubframe&) -> task<> {
         if (req.target() == "/boom") throw std::runtime_error("kaput");
         const auto body = co_await http::read_body(c, req);
-        if (body) co_await http::respond_on(c, req, 200, "text/plain", *body);
+        if (body) co_await http::respond(c, req, 200, "text/plain", *body);
       })};
   lancer::fake_source fake;
   srv.attach_source(fake);

@@ -20,18 +20,18 @@ inline lancer::task<> http_app(lancer::connection& c, lancer::http::request& req
   namespace http = lancer::http;
   const std::string_view path = req.target().substr(0, req.target().find('?'));
   if (path == "/plaintext") {
-    co_await http::respond_on(c, req, 200, "text/plain", "Hello, World!");
+    co_await http::respond(c, req, 200, "text/plain", "Hello, World!");
   } else if (path == "/echo") {
     const auto body = co_await http::read_body(c, req);
-    if (body) co_await http::respond_on(c, req, 200, "application/octet-stream", *body);
+    if (body) co_await http::respond(c, req, 200, "application/octet-stream", *body);
   } else if (path == "/fields") {
     std::string out;
     for (const http::headers::field f : req.headers()) {
       out.append(f.name).append("=").append(f.value).append("\n");
     }
-    co_await http::respond_on(c, req, 200, "text/plain", out);
+    co_await http::respond(c, req, 200, "text/plain", out);
   } else {
-    co_await http::respond_on(c, req, 404, "text/plain", "Not Found\n");
+    co_await http::respond(c, req, 404, "text/plain", "Not Found\n");
   }
 }
 

@@ -1,12 +1,19 @@
 // lancer::http::headers: a request's fields, as views into the connection's buffer.
+// lancer::http::fields: the extra fields of a response, which the response owns.
 //
-// Names compare case-insensitively; a name may appear several times (get() returns the first,
-// count() and the iteration see them all). Nothing is copied: each field is four offsets into
-// the bytes the request arrived in, which stay put until the next request is read.
+// headers: names compare case-insensitively; a name may appear several times (get() returns
+// the first, count() and the iteration see them all). Nothing is copied: each field is four
+// offsets into the bytes the request arrived in, which stay put until the next request is read.
+//
+// fields: `add` copies the name and value in, so a response never points at a caller's
+// temporary; one string holds them all, and clear() keeps its capacity (a reused list
+// allocates nothing once it has grown).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -95,6 +102,42 @@ class headers {
   const char* base_ = nullptr;  // where the request's bytes start now
   // From the frame pool: a request that ends gives the block to the next, with no malloc.
   std::vector<ref, lancer::detail::pool_allocator<ref>> refs_;
+};
+
+// Whether `name` is a field name (an RFC 9110 token) and `value` a field value that can be
+// written as is: no CR, LF or NUL (they would split the header: response splitting), and no
+// leading or trailing whitespace.
+bool valid_field_name(std::string_view name) noexcept;
+bool valid_field_value(std::string_view value) noexcept;
+
+struct cookie_options;
+
+// The extra header fields of a response (besides Date, Server, Content-Type, Content-Length,
+// Transfer-Encoding and Connection, which the response writes itself), owned.
+class fields {
+ public:
+  fields() = default;
+  // fields{{"Location", "/items/1"}, {"Cache-Control", "no-store"}}
+  fields(std::initializer_list<headers::field> list) {
+    for (const headers::field& f : list)
+      add(f.name, f.value);
+  }
+  // Appends `name: value`. Throws std::invalid_argument, naming the problem, if the name is
+  // not a token or the value holds CR, LF or NUL.
+  fields& add(std::string_view name, std::string_view value);
+  // Appends a Set-Cookie field (cookies.hpp: set_cookie_value checks and builds it). Throws
+  // std::invalid_argument as set_cookie_value does.
+  fields& set_cookie(std::string_view name, std::string_view value, const cookie_options& o);
+  fields& set_cookie(std::string_view name, std::string_view value);
+  // The value of the first field called `name` (case-insensitively), or "".
+  std::string_view get(std::string_view name) const noexcept;
+  bool empty() const noexcept { return text_.empty(); }
+  void clear() noexcept { text_.clear(); }  // keeps the capacity
+  // The fields as written on the wire: `Name: value\r\n` for each.
+  std::string_view wire() const noexcept { return text_; }
+
+ private:
+  std::string text_;
 };
 
 }  // namespace lancer::http

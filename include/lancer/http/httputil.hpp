@@ -3,7 +3,7 @@
 //   lancer::task<> hello(lancer::connection& c, lancer::frame&, lancer::pubframe&) {
 //     lancer::http::request req;                             // reused for every request
 //     while (co_await lancer::http::wait_for_request(c, req)) {
-//       co_await lancer::http::respond_on(c, req, 200, "text/plain", "Hello, World!");
+//       co_await lancer::http::respond(c, req, 200, "text/plain", "Hello, World!");
 //     }
 //   }
 //
@@ -36,12 +36,14 @@
 
 namespace lancer::http {
 
+// A whole response. The body is a view: it must stay valid until respond() is done; the
+// extra fields are owned (headers.hpp: http::fields checks and copies each one).
 struct response {
   unsigned status = 200;
   std::string_view content_type = "text/plain";
   std::string_view body;
-  std::span<const headers::field> fields{};  // extra header fields, written as given
-  bool close = false;                        // close the connection after this response
+  http::fields fields;  // extra header fields: Location, Set-Cookie, Cache-Control, ...
+  bool close = false;   // close the connection after this response
 };
 
 // Waits for the next request on `c` and parses its header into `req` (the previous request's
@@ -75,10 +77,19 @@ task<std::optional<std::string_view>> read_body_some(connection& c, request& req
                                                      std::size_t max = 64 * 1024,
                                                      const limits& lim = {});
 
-// Writes `r` as the answer to `req`: status line, Date (cached once a second), Server,
-// Content-Type, Content-Length, Connection when needed, the extra fields, and the body (none
-// for HEAD, 1xx, 204 and 304). If the connection is not to stay open, flushes and closes it.
+// Writes `r` as the answer to `req`: status line, Date (cached once a second, from the
+// scheduler's clock: see clock::wall_now), Server, Content-Type, Content-Length, Connection
+// when needed, the extra fields, and the body (none for HEAD, 1xx, 204 and 304). If the
+// connection is not to stay open, flushes and closes it.
 task<> respond(connection& c, request& req, const response& r);
+// The same with a status, a content type, a body and (optionally) extra fields, which need
+// not outlive the call's start: they are written before its first suspension.
+task<> respond(connection& c, request& req, unsigned status, std::string_view content_type,
+               std::string_view body, const http::fields& extra = {});
+// A redirect: `status` (301, 302, 303, 307 or 308; std::invalid_argument otherwise) with
+// `Location: location` and a short text body. Throws std::invalid_argument, as
+// http::fields::add does, for a location that would split the header.
+task<> redirect(connection& c, request& req, unsigned status, std::string_view location);
 
 // Streams a response: start_chunked writes the head (Transfer-Encoding: chunked on HTTP/1.1;
 // on HTTP/1.0 the body runs to the close), send_chunk sends a piece through the connection's
@@ -86,18 +97,18 @@ task<> respond(connection& c, request& req, const response& r);
 // the connection if it is not to stay open). HEAD gets the head only.
 void start_chunked(connection& c, request& req, unsigned status, std::string_view content_type,
                    std::span<const headers::field> fields = {});
+void start_chunked(connection& c, request& req, unsigned status, std::string_view content_type,
+                   const http::fields& fields);
 // As start_chunked, for a body whose length is known: `Content-Length: length`, and the
 // pieces send_chunk sends are the body's bytes as they are (end_chunked adds nothing).
 void start_response(connection& c, request& req, unsigned status, std::string_view content_type,
                     std::uint64_t length, std::span<const headers::field> fields = {});
+void start_response(connection& c, request& req, unsigned status, std::string_view content_type,
+                    std::uint64_t length, const http::fields& fields);
 task<> send_chunk(connection& c, request& req, std::string_view piece);
 task<> end_chunked(connection& c, request& req);
 
-// respond() with a status, a content type and a body.
-task<> respond_on(connection& c, request& req, unsigned status, std::string_view content_type,
-                  std::string_view body);
-
-// A handler of one request at a time. It answers with respond()/respond_on().
+// A handler of one request at a time. It answers with respond().
 using request_handler = std::function<task<>(connection&, request&, frame&, pubframe&)>;
 
 // Called after each request is answered (an access log, metrics).

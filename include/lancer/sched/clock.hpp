@@ -34,6 +34,14 @@ class clock {
     if (t > now_) now_ = t;
   }
   void advance(duration d) { advance_to(now_ + d); }
+  // The time of day to show (a Date field): the system clock's; on a manual clock, the Unix
+  // epoch plus the manual clock's time since its epoch, so that it moves only with the manual
+  // clock and is the same in every run (the default start shows as 01:00:00 on 1 Jan 1970).
+  std::chrono::system_clock::time_point wall_now() const noexcept {
+    if (!manual_) return std::chrono::system_clock::now();
+    return std::chrono::system_clock::time_point{
+        std::chrono::duration_cast<std::chrono::system_clock::duration>(now_.time_since_epoch())};
+  }
 
  private:
   clock(bool manual, time_point start) noexcept : manual_(manual), now_(start) {}

@@ -145,6 +145,10 @@ class scheduler {
   // deadline order, each at its own time). Throws std::logic_error on the steady clock.
   void advance(lancer::clock::duration d);
 
+  // When the earliest pending timer falls due (a timer cancelled since may still count), or
+  // nullopt when none is pending. A test stepping a manual clock goes from one to the next.
+  std::optional<lancer::clock::time_point> next_timer() const noexcept;
+
   // Makes run()/run_forever() return after the current turn. Thread-safe.
   void stop() noexcept;
 
@@ -154,6 +158,7 @@ class scheduler {
   T run_until_complete(task<T> t);
 
   lancer::clock& clock() noexcept { return clock_; }
+  const lancer::clock& clock() const noexcept { return clock_; }
   // The time on the scheduler's clock. While the scheduler runs a steady clock, the clock is
   // read at most once per turn, when first asked: one read per turn instead of several per
   // request (a read costs tens of nanoseconds on a virtual machine), and every thread in a
