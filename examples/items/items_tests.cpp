@@ -12,7 +12,7 @@ TEST_CASE("hello greets by name") {
   CHECK(t.get("/hello/J%C3%BCrgen").body == "Hello, Jürgen!\n");
 }
 
-TEST_CASE("an item is stored, found at its Location, and a missing one is 404") {
+TEST_CASE("items are stored and found at their Location; 404, 405 with Allow, 400") {
   test_client t{items::handler()};
   const auto made = t.post("/items", R"({"name":"pen"})", "application/json");
   CHECK(made.status == 201);
@@ -22,10 +22,6 @@ TEST_CASE("an item is stored, found at its Location, and a missing one is 404") 
   CHECK(got.body == R"({"name":"pen"})");
   CHECK(t.get("/items/2").status == 404);
   CHECK(t.post("/items", "{", "application/json").status == 400);
-}
-
-TEST_CASE("a wrong method gets 405 with Allow; an unknown path 404") {
-  test_client t{items::handler()};
   const auto r = t.request("DELETE", "/items");
   CHECK(r.status == 405);
   CHECK(r.header("Allow") == "OPTIONS, POST");
