@@ -25,6 +25,9 @@ class source {
   virtual void accept_pending() {}
   // What it listens on, for logs: "tcp/127.0.0.1:8080", "fake".
   virtual std::string name() const = 0;
+  // True for a source with no socket behind it (the fake one, for tests): the server logs
+  // its "listening on" line at DEBUG instead of INFO.
+  virtual bool in_memory() const noexcept { return false; }
 
  private:
   friend class server;

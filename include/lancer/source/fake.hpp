@@ -54,6 +54,7 @@ class fake_source : public source {
   void start(server& srv) override;
   void stop() noexcept override;
   std::string name() const override { return "fake"; }
+  bool in_memory() const noexcept override { return true; }
 
   // Opens a connection to the server, as a client's connect() would. If the source is not
   // accepting (not started, or stopped), the client is refused: server_closed() is true.
