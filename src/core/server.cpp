@@ -1,6 +1,7 @@
 #include "lancer/core/server.hpp"
 
 #include <algorithm>
+#include <optional>
 #include <stdexcept>
 #include <system_error>
 
@@ -23,6 +24,38 @@ std::string conn_name(const connection& c) {
   return fmt::format("conn/{}", c.id());
 }
 }  // namespace
+
+// A thread waiting in drained_until, linked into the server's list from its coroutine frame
+// (no allocation). The server sets `fired` and signals the thread when the drain is done.
+struct server::drain_waiter {
+  explicit drain_waiter(server& srv, thread_id t)
+      : owner(&srv), thread(t), next(srv.drain_waiters_) {
+    if (next != nullptr) next->prev = this;
+    srv.drain_waiters_ = this;
+  }
+  drain_waiter(const drain_waiter&) = delete;
+  drain_waiter& operator=(const drain_waiter&) = delete;
+  // A wait that ends otherwise (a cancel, its deadline, the thread discarded) unlinks itself.
+  ~drain_waiter() { unlink(); }
+
+  void unlink() noexcept {
+    if (owner == nullptr) return;
+    if (prev != nullptr) {
+      prev->next = next;
+    } else {
+      owner->drain_waiters_ = next;
+    }
+    if (next != nullptr) next->prev = prev;
+    owner = nullptr;
+    prev = next = nullptr;
+  }
+
+  server* owner;  // null once fired or unlinked
+  thread_id thread;
+  drain_waiter* prev = nullptr;
+  drain_waiter* next;
+  bool fired = false;
+};
 
 server::server(scheduler& sched, handler h, server_options options)
     : sched_(sched), handler_(std::move(h)), options_(options) {
@@ -48,6 +81,10 @@ server::~server() {
   }
   while (all_ != nullptr)
     reap(*all_);
+  // Threads waiting for the drain are resumed (their wait ends as if drained); callbacks are
+  // dropped: they could only find the server half gone.
+  on_drained_.clear();
+  check_drained();
 }
 
 void server::attach_source(source& src) {
@@ -95,6 +132,7 @@ void server::stop() {
     flag(*d);
   }
   wake_manager();
+  check_drained();  // no connection: drained at once
 }
 
 void server::drain(clock::time_point deadline) {
@@ -118,6 +156,62 @@ void server::drain(clock::time_point deadline) {
     if (d->conn.reader_.parked) d->conn.poke();  // let idle handlers see it: a read returns 0
   }
   wake_manager();
+  check_drained();  // no connection: drained at once
+}
+
+// --- the end of a drain -----------------------------------------------------------------------
+
+task<> server::drained() {
+  co_await drained_until(clock::time_point::max());
+}
+
+task<bool> server::drained_until(clock::time_point deadline) {
+  if (is_drained()) co_return true;
+  const thread_id me = co_await current_thread();
+  drain_waiter w{*this, me};
+  // From here on the server may be gone whenever this thread is resumed: only `w` is read.
+  // A value_ready signal from elsewhere (wait 0: any suspension) is not the drain's: wait on.
+  while (!w.fired) {
+    if (deadline == clock::time_point::max()) {
+      co_await wait_signal(mask_of(signal_kind::value_ready));
+    } else {
+      const std::optional<signal> s =
+          co_await wait_signal_until(deadline, mask_of(signal_kind::value_ready));
+      if (!s) break;  // the deadline
+    }
+  }
+  co_return w.fired;
+}
+
+void server::on_drained(std::function<void()> f) {
+  if (!f) throw std::invalid_argument("lancer::server::on_drained: empty callback");
+  on_drained_.push_back(std::move(f));
+  check_drained();
+}
+
+// Once the server is drained: every waiting thread is signalled and every callback called,
+// once. Cheap when there is nothing to tell.
+void server::check_drained() noexcept {
+  if (!is_drained()) return;
+  while (drain_waiters_ != nullptr) {
+    drain_waiter& w = *drain_waiters_;
+    w.unlink();
+    w.fired = true;
+    sched_.push(signal{w.thread, signal_kind::value_ready, 0, 0, {}});
+  }
+  if (on_drained_.empty()) return;
+  // A callback may add another (called at once, is_drained() holds): take the list first.
+  std::vector<std::function<void()>> calls = std::move(on_drained_);
+  on_drained_.clear();
+  for (auto& f : calls) {
+    try {
+      f();
+    } catch (const std::exception& e) {
+      log(log_level::error, "server", "an on_drained callback failed: {}", e.what());
+    } catch (...) {
+      log(log_level::error, "server", "an on_drained callback failed");
+    }
+  }
 }
 
 connection* server::add_connection(std::unique_ptr<transport> t) {
@@ -366,6 +460,7 @@ void server::reap(descriptor& d) noexcept {
   ++stats_.closed;
   log(log_level::debug, conn_name(d.conn), "closed");
   delete &d;
+  if (live_ == 0 && !destroying_) check_drained();  // ~server tells the waiters itself
 }
 
 void server::set_deadline(descriptor& d, clock::time_point t, bool wake_only) noexcept {

@@ -235,16 +235,17 @@ struct worker {
 };
 
 // Waits for the drain request (a value_ready signal, possibly from another OS thread), drains
-// every server of the worker, and stops its scheduler once every connection is gone, or the
-// drain deadline (and its margin) passed.
+// every server of the worker, and stops its scheduler once every server says its drain is done
+// (server::drained_until: no polling), or the drain deadline (and its margin) passed.
 lancer::task<> drain_on_request(worker& w, int drain_seconds) {
   co_await lancer::wait_signal(lancer::mask_of(lancer::signal_kind::value_ready));
   lancer::scheduler& sched = *lancer::scheduler::current();
   const auto deadline = sched.now() + std::chrono::seconds(drain_seconds);
   for (auto& s : w.servers)
     s->drain(deadline);
-  while (w.connections() > 0 && sched.now() < deadline + k_drain_margin) {
-    co_await lancer::sleep_for(std::chrono::milliseconds(10));
+  for (auto& s : w.servers) {
+    const bool drained = co_await s->drained_until(deadline + k_drain_margin);
+    if (!drained) break;
   }
   if (w.connections() > 0) {
     lancer::log(lancer::log_level::warn, "server", "{} connections left at the drain's end",

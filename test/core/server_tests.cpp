@@ -658,3 +658,146 @@ TEST_CASE("wake_at wakes a waiting handler without closing anything") {
   CHECK(f.sched.now() - start == 5s);
   CHECK(c.read() == "still open");
 }
+
+namespace {
+
+// A thread that waits for the server's drain and notes when it ended and what it saw.
+struct drain_watch {
+  bool done = false;
+  bool result = false;
+  clock::time_point at{};
+  std::size_t connections_seen = 0;
+};
+
+task<> watch_drain(server& srv, drain_watch& w) {
+  co_await srv.drained();
+  w.done = true;
+  w.at = scheduler::current()->now();
+  w.connections_seen = srv.connections();
+}
+
+task<> watch_drain_until(server& srv, clock::time_point deadline, drain_watch& w) {
+  w.result = co_await srv.drained_until(deadline);
+  w.done = true;
+  w.at = scheduler::current()->now();
+}
+
+}  // namespace
+
+TEST_CASE("drained() resumes its waiters when the last connection is reaped after drain()") {
+  server_options o;
+  o.timeout = 0s;
+  o.linger = 0s;
+  fixture f{[](connection& c, frame&, pubframe&) -> task<> {
+              co_await c.read();
+              if (c.buffered() == "slow") co_await lancer::sleep_for(3s);
+            },
+            o};
+  fake_client idle = f.fake.connect();
+  fake_client slow = f.fake.connect();
+  slow.write("slow");
+  f.sched.run_until_idle();
+  drain_watch w1, w2;
+  f.sched.spawn(watch_drain(f.srv, w1));
+  f.sched.spawn(watch_drain(f.srv, w2));
+  std::vector<clock::time_point> called;
+  f.srv.on_drained([&] { called.push_back(f.sched.now()); });
+  f.sched.run_until_idle();
+  CHECK_FALSE(w1.done);
+  CHECK(called.empty());
+  const auto start = f.sched.now();
+  f.srv.drain(start + 10s);
+  f.sched.run_until_idle();
+  CHECK(idle.server_closed());  // the idle one left at once
+  CHECK(f.srv.connections() == 1);
+  CHECK_FALSE(f.srv.is_drained());
+  CHECK_FALSE(w1.done);
+  CHECK(called.empty());
+  f.sched.advance(2s);
+  CHECK_FALSE(w1.done);
+  f.sched.advance(2s);  // the slow handler ends at start + 3 s: its connection is the last
+  CHECK(slow.server_closed());
+  CHECK(f.srv.is_drained());
+  REQUIRE(w1.done);
+  REQUIRE(w2.done);
+  CHECK(w1.at == start + 3s);
+  CHECK(w2.at == start + 3s);
+  CHECK(w1.connections_seen == 0);
+  CHECK(called == std::vector<clock::time_point>{start + 3s});
+}
+
+TEST_CASE("drained() returns at once when a drain finds no connection, and not before drain()") {
+  fixture f{lancer_test::echo};
+  fake_client c = f.fake.connect();
+  CHECK(c.exchange("hi") == "hi");
+  drain_watch before;
+  f.sched.spawn(watch_drain(f.srv, before));
+  int called = 0;
+  f.srv.on_drained([&] { ++called; });
+  c.shutdown_write();
+  f.sched.run_until_idle();
+  CHECK(c.server_closed());
+  CHECK(f.srv.connections() == 0);  // no connection left, but no drain either
+  CHECK_FALSE(f.srv.is_drained());
+  f.sched.advance(1h);
+  CHECK_FALSE(before.done);
+  CHECK(called == 0);
+
+  const auto start = f.sched.now();
+  f.srv.drain(start + 10s);  // nothing to wait for
+  CHECK(f.srv.is_drained());
+  CHECK(called == 1);  // the callback is called from drain() itself
+  f.sched.run_until_idle();
+  CHECK(before.done);
+  CHECK(before.at == start);
+
+  drain_watch after;  // a wait that starts after the drain ended does not suspend
+  f.sched.spawn(watch_drain(f.srv, after));
+  f.sched.run_until_idle();
+  CHECK(after.done);
+  CHECK(after.at == start);
+  f.srv.on_drained([&] { ++called; });  // called at once
+  CHECK(called == 2);
+}
+
+TEST_CASE("drained_until gives up at its deadline; stop() ends a drain too") {
+  server_options o;
+  o.timeout = 0s;
+  fixture f{[](connection&, frame&, pubframe&) -> task<> {
+              for (;;)
+                co_await lancer::sleep_for(1h);  // ignores the drain
+            },
+            o};
+  fake_client c = f.fake.connect();
+  f.sched.run_until_idle();
+  const auto start = f.sched.now();
+  drain_watch early, late;
+  f.sched.spawn(watch_drain_until(f.srv, start + 2s, early));
+  f.sched.spawn(watch_drain_until(f.srv, start + 1h, late));
+  f.srv.drain(start + 30s);
+  f.sched.advance(2s);
+  REQUIRE(early.done);
+  CHECK_FALSE(early.result);
+  CHECK(early.at == start + 2s);
+  CHECK_FALSE(late.done);
+  f.srv.stop();
+  f.sched.run_until_idle();
+  REQUIRE(late.done);
+  CHECK(late.result);
+  CHECK(late.at == start + 2s);
+  CHECK(c.server_closed());
+}
+
+TEST_CASE("a thread waiting for a drain is resumed if the server goes first") {
+  scheduler sched{clock::manual()};
+  drain_watch w;
+  {
+    server srv{sched, lancer_test::echo};
+    sched.spawn(watch_drain_until(srv, clock::time_point::max(), w));
+    sched.run_until_idle();
+    CHECK_FALSE(w.done);
+  }
+  sched.run_until_idle();
+  CHECK(w.done);
+  CHECK(w.result);
+}

@@ -102,6 +102,29 @@ class server {
   // True after stop() or drain(): handlers should finish what they are doing and return.
   bool draining() const noexcept { return stopping_; }
 
+  // True once the server is draining or stopped and has no connection left: the end of a
+  // drain (or stop). It stays true: a draining server takes no new connection.
+  bool is_drained() const noexcept { return stopping_ && live_ == 0; }
+
+  // Resumes the awaiting thread once is_drained() holds: in the turn after the last connection
+  // is reaped, or at once (without suspending) if it holds already. Any number of threads
+  // may wait. No polling: the server signals each waiter (value_ready) when the last
+  // connection goes. If the server is destroyed first, the waiters are resumed too (the
+  // server must not be touched then). Cancellable like any other await.
+  //
+  //   srv.drain(sched.now() + 10s);
+  //   co_await srv.drained();
+  task<> drained();
+  // The same, but gives up at `deadline` on the scheduler's clock: true if drained, false if
+  // the deadline came first.
+  task<bool> drained_until(clock::time_point deadline);
+  // Calls `f` once is_drained() holds: at once if it holds already, else on the scheduler's
+  // thread right after the last connection is reaped (inside the server: `f` must not destroy
+  // it; to do that, signal a thread or stop the scheduler). Several callbacks are called in
+  // the order they were given. An exception from `f` is logged, not thrown. Callbacks still
+  // waiting when the server is destroyed are dropped uncalled.
+  void on_drained(std::function<void()> f);
+
   // What a source calls for each new connection. The server owns `t` from now on. Returns
   // the connection, or null if the server is stopping (the transport is then closed).
   connection* add_connection(std::unique_ptr<transport> t);
@@ -123,6 +146,8 @@ class server {
 
   friend class source;
   friend struct detail::descriptor;
+  struct drain_waiter;  // a thread in drained_until (server.cpp)
+  void check_drained() noexcept;
   void forget_source(source& src) noexcept;
   void thread_ended(detail::descriptor& d, bool finished, std::exception_ptr error) noexcept;
   task<> manage();
@@ -151,6 +176,8 @@ class server {
   detail::timer_heap_of<detail::descriptor> deadlines_;  // descriptors by deadline (lazily)
   std::size_t live_ = 0;
   std::uint64_t next_id_ = 1;
+  drain_waiter* drain_waiters_ = nullptr;          // threads in drained_until
+  std::vector<std::function<void()>> on_drained_;  // callbacks not called yet
 
   thread_id manager_;                  // the managing coroutine's thread
   clock::time_point manager_until_{};  // the deadline it sleeps until (max: none)
