@@ -63,6 +63,7 @@ class head_writer {
  public:
   explicit head_writer(connection& c) noexcept : c_(c) {}
   head_writer& operator<<(std::string_view s) {
+    if (s.empty()) return *this;  // (an empty view's data() may be null: no memcpy of it)
     if (s.size() > sizeof buf_ - n_) {
       flush();
       if (s.size() > sizeof buf_) {

@@ -347,14 +347,14 @@ int main(int argc, char** argv) {
       }
     }
     if (path == "/plaintext") {
-      co_await http::respond_on(c, req, 200, "text/plain", "Hello, World!");
+      co_await http::respond(c, req, 200, "text/plain", "Hello, World!");
     } else if (path == "/echo") {
       const auto body = co_await http::read_body(c, req);
-      if (body) co_await http::respond_on(c, req, 200, "application/octet-stream", *body);
+      if (body) co_await http::respond(c, req, 200, "application/octet-stream", *body);
     } else if (!root.empty()) {
       co_await http::respond_file(c, req, root);
     } else {
-      co_await http::respond_on(c, req, 404, "text/plain", "Not Found\n");
+      co_await http::respond(c, req, 404, "text/plain", "Not Found\n");
     }
   };
 
