@@ -16,8 +16,9 @@
 //   weight is 0.
 // - The best offered type has the highest weight; a tie goes to the one offered first (the
 //   server's preference).
-// - A malformed range (no '/', an empty or `*`/subtype part, a bad token) or one with a
-//   malformed q (`q=2`, `q=0.1234`, `q=abc`) is ignored, as if absent. An Accept that is
+// - A malformed range (no '/', an empty or `*`/subtype part, a bad token, a parameter that
+//   is not `name=token` or `name="quoted string"`) or one with a malformed q (`q=2`,
+//   `q=0.1234`, `q=abc`) is ignored, as if absent: never read as q=1. An Accept that is
 //   absent, empty or holds no well-formed range at all accepts anything: the first offered
 //   type wins.
 // - Type, subtype and parameter names compare case-insensitively; parameter values too (after
