@@ -7,6 +7,7 @@
 
 #include "lancer/http/headers.hpp"
 #include "lancer/http/httputil.hpp"
+#include "lancer/http/url.hpp"
 
 namespace lancer::http {
 
@@ -44,27 +45,9 @@ std::string_view mime_type(std::string_view name) noexcept {
 }
 
 std::optional<std::string> percent_decode(std::string_view path) {
-  auto hex = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
   std::string out;
   out.reserve(path.size());
-  for (std::size_t i = 0; i < path.size(); ++i) {
-    if (path[i] != '%') {
-      out += path[i];
-      continue;
-    }
-    if (i + 2 >= path.size()) return std::nullopt;  // a '%' without two hex digits after it
-    const int hi = hex(path[i + 1]), lo = hex(path[i + 2]);
-    if (hi < 0 || lo < 0) return std::nullopt;
-    const char c = static_cast<char>(hi * 16 + lo);
-    if (c == '\0') return std::nullopt;
-    out += c;
-    i += 2;
-  }
+  if (!percent_decode(path, out)) return std::nullopt;  // url.hpp's: bad escapes, NUL
   return out;
 }
 

@@ -21,8 +21,8 @@ namespace lancer::http {
 // charset=utf-8"); "application/octet-stream" when unknown.
 std::string_view mime_type(std::string_view file_name) noexcept;
 
-// Decodes %XX escapes in a URL path (not '+'). Returns nullopt for a malformed escape or an
-// encoded NUL.
+// Decodes %XX escapes in a URL path (not '+'): url.hpp's percent_decode into a new string.
+// Returns nullopt for a malformed escape or a NUL, encoded or raw.
 std::optional<std::string> percent_decode(std::string_view path);
 
 // The file under `root` that `target` names, or nullopt if there is none or it would leave
