@@ -29,7 +29,8 @@ inline lancer::server::handler handler() {
   app.get("/items/{id}", [](http::context& x) -> lancer::task<> {
     const store* s = x.shared().get<store>();
     const auto id = x.param_as<std::int64_t>("id");
-    if (s == nullptr || !id || !s->items.contains(*id)) co_return co_await x.error(404);
+    const bool found = s != nullptr && id && s->items.contains(*id);
+    if (!found) co_return co_await x.error(404);
     co_await http::respond_json(x, 200, s->items.at(*id));
   });
   return app.handler({.idle_timeout = std::chrono::seconds(5)});  // idle connections: 5 s
