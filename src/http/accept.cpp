@@ -2,28 +2,11 @@
 
 #include <algorithm>
 
+#include "lancer/http/headers.hpp"
+
 namespace lancer::http {
 
 namespace {
-
-std::string_view trim(std::string_view s) noexcept {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-    s.remove_suffix(1);
-  return s;
-}
-
-bool is_token(std::string_view s) noexcept {
-  if (s.empty()) return false;
-  for (const char c : s) {
-    const bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-    if (!alnum && std::string_view("!#$%&'*+-.^_`|~").find(c) == std::string_view::npos) {
-      return false;
-    }
-  }
-  return true;
-}
 
 std::string_view unquote(std::string_view v) noexcept {
   if (v.size() >= 2 && v.front() == '"' && v.back() == '"') return v.substr(1, v.size() - 2);
@@ -55,7 +38,7 @@ std::string_view next_item(std::string_view& rest, char sep) noexcept {
 
 // A token, or a quoted-string that ends where `v` ends.
 bool is_param_value(std::string_view v) noexcept {
-  if (v.empty() || v.front() != '"') return is_token(v);
+  if (v.empty() || v.front() != '"') return valid_field_name(v);
   for (std::size_t i = 1; i < v.size(); ++i) {
     if (v[i] == '\\') {
       ++i;
@@ -70,9 +53,9 @@ bool is_param_value(std::string_view v) noexcept {
 bool split_param(std::string_view item, std::string_view& name, std::string_view& value) noexcept {
   const std::size_t eq = item.find('=');
   if (eq == std::string_view::npos) return false;
-  name = trim(item.substr(0, eq));
-  value = trim(item.substr(eq + 1));
-  return is_token(name) && is_param_value(value);
+  name = trim_ows(item.substr(0, eq));
+  value = trim_ows(item.substr(eq + 1));
+  return valid_field_name(name) && is_param_value(value);
 }
 
 // RFC 9110 12.4.2: qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ), in
@@ -101,19 +84,19 @@ struct media {
 // accept-ext: ignored. False if malformed.
 bool parse_media(std::string_view text, media& m) noexcept {
   std::string_view rest = text;
-  const std::string_view head = trim(next_item(rest, ';'));
+  const std::string_view head = trim_ows(next_item(rest, ';'));
   const std::size_t slash = head.find('/');
   if (slash == std::string_view::npos) return false;
   m.type = head.substr(0, slash);
   m.subtype = head.substr(slash + 1);
-  if (!is_token(m.type) || !is_token(m.subtype)) return false;
+  if (!valid_field_name(m.type) || !valid_field_name(m.subtype)) return false;
   if (m.type == "*" && m.subtype != "*") return false;
   m.params = rest;
   m.param_count = 0;
   m.q = 1000;
   while (!rest.empty()) {
     const std::string_view before = rest;
-    const std::string_view item = trim(next_item(rest, ';'));
+    const std::string_view item = trim_ows(next_item(rest, ';'));
     if (item.empty()) continue;
     std::string_view name, value;
     if (!split_param(item, name, value)) return false;
@@ -132,14 +115,14 @@ bool parse_media(std::string_view text, media& m) noexcept {
 bool params_match(const media& range, const media& offered) noexcept {
   std::string_view want = range.params;
   while (!want.empty()) {
-    const std::string_view item = trim(next_item(want, ';'));
+    const std::string_view item = trim_ows(next_item(want, ';'));
     std::string_view name, value;
     if (!split_param(item, name, value)) continue;  // empty: parse_media refused the others
     bool found = false;
     std::string_view have = offered.params;
     while (!found && !have.empty()) {
       std::string_view n, v;
-      found = split_param(trim(next_item(have, ';')), n, v) && iequals(n, name) &&
+      found = split_param(trim_ows(next_item(have, ';')), n, v) && iequals(n, name) &&
               iequals(unquote(v), unquote(value));
     }
     if (!found) return false;
@@ -177,7 +160,7 @@ template <class F>
 void for_each_range(const accept_list& a, F&& f) {
   const auto in_value = [&](std::string_view v) {
     while (!v.empty()) {
-      const std::string_view item = trim(next_item(v, ','));
+      const std::string_view item = trim_ows(next_item(v, ','));
       media m;
       if (!item.empty() && parse_media(item, m)) f(m);
     }

@@ -4,29 +4,11 @@
 
 #include <fmt/format.h>
 
+#include "lancer/http/headers.hpp"
+
 namespace lancer::http {
 
 namespace {
-
-std::string_view trim(std::string_view s) noexcept {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-    s.remove_suffix(1);
-  return s;
-}
-
-// RFC 9110 5.6.2.
-bool is_token(std::string_view s) noexcept {
-  if (s.empty()) return false;
-  for (const char c : s) {
-    const bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-    if (!alnum && std::string_view("!#$%&'*+-.^_`|~").find(c) == std::string_view::npos) {
-      return false;
-    }
-  }
-  return true;
-}
 
 // RFC 6265 4.1.1: cookie-value = *cookie-octet / ( DQUOTE *cookie-octet DQUOTE ).
 bool is_cookie_value(std::string_view s) noexcept {
@@ -62,8 +44,8 @@ bool next_cookie(std::string_view& rest, std::string_view& name, std::string_vie
     rest.remove_prefix(semi == std::string_view::npos ? rest.size() : semi + 1);
     const std::size_t eq = item.find('=');
     if (eq == std::string_view::npos) continue;  // not a cookie-pair
-    name = trim(item.substr(0, eq));
-    value = trim(item.substr(eq + 1));
+    name = trim_ows(item.substr(0, eq));
+    value = trim_ows(item.substr(eq + 1));
     if (name.empty()) continue;
     if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
       value = value.substr(1, value.size() - 2);
@@ -87,7 +69,7 @@ std::optional<std::string_view> cookie(const headers& h, std::string_view name) 
 
 std::string set_cookie_value(std::string_view name, std::string_view value,
                              const cookie_options& o) {
-  if (!is_token(name)) refuse("the cookie name is not a token (RFC 9110 5.6.2)");
+  if (!valid_field_name(name)) refuse("the cookie name is not a token (RFC 9110 5.6.2)");
   if (!is_cookie_value(value)) {
     refuse("the cookie value holds a byte outside cookie-octets (RFC 6265 4.1.1)");
   }

@@ -188,10 +188,6 @@ std::vector<pattern_segment> parse_pattern(std::string_view pattern) {
   return out;
 }
 
-bool is_token(std::string_view s) noexcept {
-  return valid_field_name(s);
-}
-
 void make_allow(node& n, std::string& all) {
   if (!n.methods.empty()) {
     std::vector<std::string> m;
@@ -580,7 +576,7 @@ site& site::route(std::string_view methods, std::string_view pattern, route_hand
   }
   bool any = false;
   const bool ok = for_each_list_item(methods, [&](std::string_view m) {
-    if (!detail::is_token(m)) return false;
+    if (!valid_field_name(m)) return false;
     for (const detail::method_route& r : n->methods)
       if (r.method == m)
         throw std::logic_error(

@@ -1,5 +1,5 @@
-// Drives any request handler on the fake source with its input whole or cut in pieces, and
-// checks that every cut gets the same answer.
+// Checks that any request handler on the fake source gives the same answer to its input whole
+// and cut in pieces (run_app_split, in http_app.hpp, does the cutting).
 #pragma once
 
 #include <algorithm>
@@ -11,39 +11,11 @@
 
 #include <doctest/doctest.h>
 
-#include "http_app.hpp"  // comparable()
+#include "http_app.hpp"  // run_app_split()
 #include "lancer/http/httputil.hpp"
 #include "lancer/source/fake.hpp"
 
 namespace lancer_test {
-
-// Runs a fresh server around `http::serve(h, lim)` on the fake source (virtual time), sends it
-// `input` cut at the byte offsets in `cuts` (ascending; each piece after the server has done
-// all it can with the previous one), then half-closes. Returns what the server sent, through
-// comparable().
-inline std::string run_app_split(const lancer::http::request_handler& h, std::string_view input,
-                                 std::span<const std::size_t> cuts,
-                                 const lancer::http::limits& lim = {}) {
-  lancer::scheduler sched{lancer::clock::manual()};
-  lancer::server srv{sched, lancer::http::serve(h, lim)};
-  lancer::fake_source fake;
-  srv.attach_source(fake);
-  srv.run();
-  lancer::fake_client client = fake.connect();
-  std::string out;
-  std::size_t from = 0;
-  for (std::size_t i = 0; i <= cuts.size(); ++i) {
-    const std::size_t to = i < cuts.size() ? std::min(cuts[i], input.size()) : input.size();
-    if (to > from) client.write(input.substr(from, to - from));
-    from = std::max(from, to);
-    sched.run_until_idle();
-    out += client.read();
-  }
-  client.shutdown_write();
-  sched.run_until_idle();
-  out += client.read();
-  return comparable(std::move(out));
-}
 
 // Checks that `input` cut once at every byte boundary, and sent a byte at a time, gets the
 // same answer as whole; stops at the first difference (one failure, naming the cut). Returns

@@ -52,14 +52,15 @@ inline std::string comparable(std::string out) {
   return out;
 }
 
-// Runs a fresh server around `http::serve(http_app, lim)` on the fake source and sends it
-// `input`, cut at the byte offsets in `cuts` (ascending; each piece is sent after the server
-// has done all it can with the previous one), then half-closes. Returns what the server sent,
-// through comparable().
-inline std::string run_split(std::string_view input, std::span<const std::size_t> cuts,
-                             const lancer::http::limits& lim = {}) {
+// Runs a fresh server around `http::serve(h, lim)` on the fake source (virtual time), sends it
+// `input` cut at the byte offsets in `cuts` (ascending; each piece after the server has done
+// all it can with the previous one), then half-closes. Returns what the server sent, through
+// comparable().
+inline std::string run_app_split(const lancer::http::request_handler& h, std::string_view input,
+                                 std::span<const std::size_t> cuts,
+                                 const lancer::http::limits& lim = {}) {
   lancer::scheduler sched{lancer::clock::manual()};
-  lancer::server srv{sched, lancer::http::serve(http_app, lim)};
+  lancer::server srv{sched, lancer::http::serve(h, lim)};
   lancer::fake_source fake;
   srv.attach_source(fake);
   srv.run();
@@ -77,6 +78,12 @@ inline std::string run_split(std::string_view input, std::span<const std::size_t
   sched.run_until_idle();
   out += client.read();
   return comparable(std::move(out));
+}
+
+// run_app_split with http_app.
+inline std::string run_split(std::string_view input, std::span<const std::size_t> cuts,
+                             const lancer::http::limits& lim = {}) {
+  return run_app_split(http_app, input, cuts, lim);
 }
 
 }  // namespace lancer_test

@@ -24,6 +24,15 @@ namespace lancer::http {
 // ASCII case-insensitive comparison, as field names and tokens need.
 bool iequals(std::string_view a, std::string_view b) noexcept;
 
+// `s` without the optional whitespace (spaces and tabs) around it.
+constexpr std::string_view trim_ows(std::string_view s) noexcept {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+    s.remove_suffix(1);
+  return s;
+}
+
 // Calls `f(item)` for each item of a comma-separated field value (`gzip, chunked`), with the
 // optional whitespace around it removed; empty items are passed too. Stops early, returning
 // false, when `f` returns false.
@@ -31,12 +40,7 @@ template <class F>
 bool for_each_list_item(std::string_view list, F&& f) {
   for (;;) {
     const std::size_t comma = list.find(',');
-    std::string_view item = list.substr(0, comma);
-    while (!item.empty() && (item.front() == ' ' || item.front() == '\t'))
-      item.remove_prefix(1);
-    while (!item.empty() && (item.back() == ' ' || item.back() == '\t'))
-      item.remove_suffix(1);
-    if (!f(item)) return false;
+    if (!f(trim_ows(list.substr(0, comma)))) return false;
     if (comma == std::string_view::npos) return true;
     list.remove_prefix(comma + 1);
   }
