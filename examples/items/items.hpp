@@ -1,4 +1,4 @@
-// The items app: a JSON store behind five routes. main.cpp serves it; items_tests.cpp tests it.
+// The items app: a JSON store behind three routes. main.cpp serves it; items_tests.cpp tests it.
 #pragma once
 
 #include <lancer/http/app.hpp>

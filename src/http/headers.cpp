@@ -91,6 +91,19 @@ fields& fields::set_cookie(std::string_view name, std::string_view value) {
   return set_cookie(name, value, cookie_options{});
 }
 
+std::string_view fields::written_by_response() const noexcept {
+  std::string_view rest = text_;
+  while (!rest.empty()) {
+    const std::size_t end = rest.find("\r\n");
+    const std::string_view name = rest.substr(0, rest.find(':'));
+    for (const std::string_view own :
+         {"Content-Length", "Transfer-Encoding", "Connection", "Content-Type", "Date", "Server"})
+      if (iequals(name, own)) return own;
+    rest.remove_prefix(end + 2);
+  }
+  return {};
+}
+
 std::string_view fields::get(std::string_view name) const noexcept {
   std::string_view rest = text_;
   while (!rest.empty()) {

@@ -40,6 +40,15 @@ std::string_view http_date() {
   return {text, len};
 }
 
+// Refuses extra fields that the response writes itself.
+const http::fields& checked(const http::fields& f) {
+  if (f.empty()) return f;
+  if (const std::string_view own = f.written_by_response(); !own.empty())
+    throw std::invalid_argument(
+        fmt::format("lancer::http: {} is written by the response itself, not an extra field", own));
+  return f;
+}
+
 // The task of an answer that was written whole and needs nothing more.
 task<> done() {
   co_return;
@@ -707,7 +716,7 @@ void start_chunked(connection& c, request& req, unsigned status, std::string_vie
 
 void start_chunked(connection& c, request& req, unsigned status, std::string_view content_type,
                    const http::fields& fields) {
-  io::start_chunked(c, req, status, content_type, {}, fields.wire());
+  io::start_chunked(c, req, status, content_type, {}, checked(fields).wire());
 }
 
 void start_response(connection& c, request& req, unsigned status, std::string_view content_type,
@@ -717,7 +726,7 @@ void start_response(connection& c, request& req, unsigned status, std::string_vi
 
 void start_response(connection& c, request& req, unsigned status, std::string_view content_type,
                     std::uint64_t length, const http::fields& fields) {
-  io::start_fixed(c, req, status, content_type, length, {}, fields.wire());
+  io::start_fixed(c, req, status, content_type, length, {}, checked(fields).wire());
 }
 
 task<> send_chunk(connection& c, request& req, std::string_view piece) {
@@ -731,14 +740,15 @@ task<> end_chunked(connection& c, request& req) {
 // Not coroutines: the response is written before they return, so `r` and `extra` need only
 // last that long; a coroutine frame is made only when the connection is to close.
 task<> respond(connection& c, request& req, const response& r) {
-  if (io::write_response(c, req, r.status, r.content_type, r.body, r.fields.wire(), r.close))
+  if (io::write_response(c, req, r.status, r.content_type, r.body, checked(r.fields).wire(),
+                         r.close))
     return io::close_after(c);
   return done();
 }
 
 task<> respond(connection& c, request& req, unsigned status, std::string_view content_type,
                std::string_view body, const http::fields& extra) {
-  if (io::write_response(c, req, status, content_type, body, extra.wire(), false))
+  if (io::write_response(c, req, status, content_type, body, checked(extra).wire(), false))
     return io::close_after(c);
   return done();
 }

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 
@@ -36,6 +37,8 @@ bool valid_host_label_text(std::string_view name) noexcept {
                     c == '-' || c == '.' || c == '_' || c == ':' || c == '[' || c == ']';
     if (!ok) return false;
   }
+  if (name.front() == '[') return name.back() == ']';  // an IPv6 literal, without a port
+  if (name.find_first_of(":[]") != std::string_view::npos) return false;  // a port never matches
   return name.front() != '.' && name.back() != '.' && name.find("..") == std::string_view::npos;
 }
 
@@ -188,7 +191,7 @@ std::vector<pattern_segment> parse_pattern(std::string_view pattern) {
   return out;
 }
 
-void make_allow(node& n, std::string& all) {
+void make_allow(node& n, std::set<std::string>& all) {
   if (!n.methods.empty()) {
     std::vector<std::string> m;
     for (const method_route& r : n.methods)
@@ -203,10 +206,7 @@ void make_allow(node& n, std::string& all) {
     for (const std::string& x : m) {
       if (!n.allow.empty()) n.allow += ", ";
       n.allow += x;
-      if (all.find(x) == std::string::npos) {  // a method's name in no other's
-        if (!all.empty()) all += ", ";
-        all += x;
-      }
+      all.insert(x);
     }
   }
   for (auto& [_, child] : n.literals)
@@ -220,16 +220,22 @@ void make_allow(node& n, std::string& all) {
 void router_table::freeze() {
   if (frozen) return;
   frozen = true;
-  std::string all;
+  std::set<std::string> all{"OPTIONS"};
   for (auto& h : hosts)
     make_allow(h->root, all);
-  allow_all = all.empty() ? "OPTIONS" : all;
+  for (const std::string& m : all) {
+    if (!allow_all.empty()) allow_all += ", ";
+    allow_all += m;
+  }
   const node& any_root = hosts[0]->root;
   any_empty =
       any_root.methods.empty() && any_root.literals.empty() && !any_root.capture && !any_root.rest;
   std::stable_sort(patterns.begin(), patterns.end(),
                    [](const host_pattern& a, const host_pattern& b) {
-                     return a.suffix.size() > b.suffix.size();
+                     // Longer first; on the same suffix, +. before ~. before *.
+                     if (a.suffix.size() != b.suffix.size())
+                       return a.suffix.size() > b.suffix.size();
+                     return static_cast<int>(a.kind) > static_cast<int>(b.kind);
                    });
   route_handler inner = [this](context& x) { return route_and_answer(x); };
   for (auto it = wrap.rbegin(); it != wrap.rend(); ++it) {
@@ -243,14 +249,31 @@ void router_table::freeze() {
 struct matcher {
   const std::vector<std::string_view>& segs;
   std::array<std::string_view, 8>& values;
+  std::string_view method;
   std::size_t count = 0;
+  const node* path_match = nullptr;  // the first node the path reaches, whatever its methods
+
+  // Whether `n` has a route for the method (HEAD is served by GET).
+  bool serves(const node& n) const noexcept {
+    for (const method_route& r : n.methods)
+      if (r.method == method || (method == "HEAD" && r.method == "GET")) return true;
+    return false;
+  }
+  // A node the path reaches that routes the method; the first node the path reaches at all is
+  // kept in path_match (for 405 and OPTIONS).
+  const node* reached(const node& n) {
+    if (n.methods.empty()) return nullptr;
+    if (path_match == nullptr) path_match = &n;
+    return serves(n) ? &n : nullptr;
+  }
 
   const node* match(const node& n, std::size_t i) {
     if (i == segs.size()) {
-      if (!n.methods.empty()) return &n;
-      if (n.rest && !n.rest->methods.empty()) {
+      if (const node* found = reached(n)) return found;
+      if (n.rest) {
         values[count++] = {};
-        return n.rest.get();
+        if (const node* found = reached(*n.rest)) return found;
+        --count;
       }
       return nullptr;
     }
@@ -261,19 +284,20 @@ struct matcher {
     if (lit != n.literals.end() && lit->first == seg) {
       if (const node* found = match(*lit->second, i + 1)) return found;
     }
-    if (n.capture) {
+    if (n.capture && !seg.empty()) {  // a capture is never empty: "/items/" is not an item
       const std::size_t mark = count;
       values[count++] = seg;
       if (const node* found = match(*n.capture, i + 1)) return found;
       count = mark;
     }
-    if (n.rest && !n.rest->methods.empty()) {
-      // The rest of the decoded segments, joined: they lie one after another in the scratch
-      // buffer, each followed by its '/'.
+    if (n.rest) {
+      // The rest of the decoded segments, joined: they lie one after another, each followed
+      // by its '/', in the context's copy of the path or in its decoded one.
       const char* begin = seg.data();
       const std::string_view last = segs.back();
       values[count++] = {begin, static_cast<std::size_t>(last.data() + last.size() - begin)};
-      return n.rest.get();
+      if (const node* found = reached(*n.rest)) return found;
+      --count;
     }
     return nullptr;
   }
@@ -305,6 +329,7 @@ task<> context::redirect(unsigned status, std::string_view location) {
   if (status != 301 && status != 302 && status != 303 && status != 307 && status != 308)
     throw std::invalid_argument(
         fmt::format("lancer::http::redirect: {} is not a redirect", status));
+  if (location.empty()) throw std::invalid_argument("lancer::http::redirect: an empty Location");
   fields_.add("Location", location);
   return http::respond(*conn_, *req_, status, "text/plain", "Redirecting\n", fields_);
 }
@@ -318,12 +343,11 @@ task<> context::error(unsigned status) {
     if (const auto it = table_->pages.find(status); it != table_->pages.end()) {
       if (it->second.handler) {
         co_await it->second.handler(*this);
-        if (!req_->answered() && !conn_->closed())
-          co_await respond(status, "text/plain", code2status(status));
+        if (req_->answered() || conn_->closed()) co_return;  // else the plain page, below
+      } else {
+        co_await respond(status, it->second.content_type, it->second.body);
         co_return;
       }
-      co_await respond(status, it->second.content_type, it->second.body);
-      co_return;
     }
   }
   char text[64];
@@ -341,6 +365,18 @@ namespace detail {
 struct context_pool {
   std::vector<std::unique_ptr<context>> free;
 };
+
+// Whether a decoded segment is, or holds ("%2F" decoded), a "." or ".." step: a path that
+// climbs, whether it is matched as one segment or joined into a rest.
+bool dot_segment(std::string_view seg) noexcept {
+  for (;;) {
+    const std::size_t slash = seg.find('/');
+    const std::string_view step = seg.substr(0, slash);
+    if (step == "." || step == "..") return true;
+    if (slash == std::string_view::npos) return false;
+    seg.remove_prefix(slash + 1);
+  }
+}
 
 struct route_state {
   static std::unique_ptr<context> take() {
@@ -375,7 +411,10 @@ struct route_state {
     x.query_parsed_ = false;
     x.fields_.clear();
     x.host_name_ = {};
-    const auto [path, query] = split_target(req.target());
+    // A copy of the target: the request's own bytes move when the body is read (the buffer
+    // grows), and the captures, path and query must outlive that. Its capacity is kept.
+    x.target_.assign(req.target());
+    const auto [path, query] = split_target(x.target_);
     x.query_ = query;
     x.path_ = path;
     segs.clear();
@@ -399,7 +438,7 @@ struct route_state {
         seg = {x.scratch_.data() + at, x.scratch_.size() - at};
         x.scratch_.push_back('/');
       }
-      if (seg == "." || seg == "..") return false;
+      if (dot_segment(seg)) return false;
       segs.push_back(seg);
       if (slash == std::string_view::npos) break;
       raw.remove_prefix(slash + 1);
@@ -439,26 +478,30 @@ const method_route* router_table::resolve(context& x, automatic& why, const node
   }
   std::array<std::string_view, 8> values;
   const node* found = nullptr;
+  const node* path_match = nullptr;
   std::size_t count = 0;
   for (;;) {
-    matcher m{x.segments_, values, 0};
+    matcher m{x.segments_, values, method};
     found = m.match(hosts[site]->root, 0);
     count = m.count;
-    if (found != nullptr || site == 0 || !hosts[site]->fallback) break;
+    path_match = m.path_match;
+    if (path_match != nullptr || site == 0 || !hosts[site]->fallback) break;
     site = 0;  // the any host's routes
   }
   x.host_name_ = hosts[site]->name;
-  at = found;
-  if (found == nullptr) {
+  at = path_match;
+  if (path_match == nullptr) {
     why = automatic::not_found;
     return nullptr;
   }
   const method_route* route = nullptr;
-  for (const method_route& r : found->methods)
-    if (r.method == method) route = &r;
-  if (route == nullptr && method == "HEAD") {
+  if (found != nullptr) {
     for (const method_route& r : found->methods)
-      if (r.method == "GET") route = &r;
+      if (r.method == method) route = &r;
+    if (route == nullptr) {  // HEAD, served by GET
+      for (const method_route& r : found->methods)
+        if (r.method == "GET") route = &r;
+    }
   }
   if (route == nullptr) {
     why = method == "OPTIONS" ? automatic::options : automatic::bad_method;
@@ -520,9 +563,9 @@ task<> dispatch(const std::shared_ptr<router_table>& t, const limits& lim, conne
                 request& req, frame& f, pubframe& p) {
   struct loaded_mark {};
   if (p.get<loaded_mark>() == nullptr) {
-    p.emplace<loaded_mark>();
     for (const auto& on_loaded : t->loaded)
-      on_loaded(p);
+      on_loaded(p);  // throws: this request gets 500, and the next one tries again
+    p.emplace<loaded_mark>();
   }
   struct lease {
     std::unique_ptr<context> x = route_state::take();
@@ -574,20 +617,22 @@ site& site::route(std::string_view methods, std::string_view pattern, route_hand
         break;
     }
   }
-  bool any = false;
+  std::vector<std::string_view> list;
   const bool ok = for_each_list_item(methods, [&](std::string_view m) {
-    if (!valid_field_name(m)) return false;
+    if (!valid_field_name(m) || std::find(list.begin(), list.end(), m) != list.end()) return false;
+    list.push_back(m);
+    return true;
+  });
+  if (!ok || list.empty())
+    throw std::invalid_argument(fmt::format(
+        "lancer::http::router: '{}' is not a method or a list of distinct methods", methods));
+  for (const std::string_view m : list)
     for (const detail::method_route& r : n->methods)
       if (r.method == m)
         throw std::logic_error(
             fmt::format("lancer::http::router: {} {} is routed twice", m, pattern));
+  for (const std::string_view m : list)
     n->methods.push_back({std::string(m), h, names});
-    any = true;
-    return true;
-  });
-  if (!ok || !any)
-    throw std::invalid_argument(
-        fmt::format("lancer::http::router: '{}' is not a method or a list of methods", methods));
   return *this;
 }
 

@@ -3,6 +3,7 @@
 #include <boost/asio/signal_set.hpp>
 
 #include <csignal>
+#include <functional>
 #include <memory>
 #include <system_error>
 
@@ -53,6 +54,10 @@ int run(server::handler h, run_options o) {
         sources.push_back(std::make_unique<tcp_source>(a));
       }
     }
+    if (sources.empty()) {
+      log(log_level::error, "server", "nothing to listen on (no address, or systemd passed none)");
+      return 1;
+    }
     for (auto& s : sources)
       srv.attach_source(*s);
     srv.run();
@@ -62,13 +67,25 @@ int run(server::handler h, run_options o) {
   }
   const thread_id control = sched.spawn(drain_on_request(srv, o));
   boost::asio::signal_set signals(sched.reactor(), SIGINT, SIGTERM);
-  signals.async_wait([&](const boost::system::error_code& ec, int sig) {
-    if (ec) return;
-    log(log_level::info, "server", "{}: draining for up to {} ms",
-        sig == SIGINT ? "SIGINT" : "SIGTERM",
-        std::chrono::duration_cast<std::chrono::milliseconds>(o.drain).count());
-    sched.push(signal{control, signal_kind::value_ready, 0, 0, {}});
-  });
+  // The first signal drains; a second one stops at once (an operator who means it).
+  bool draining = false;
+  std::function<void(const boost::system::error_code&, int)> on_signal =
+      [&](const boost::system::error_code& ec, int sig) {
+        if (ec) return;
+        const char* name = sig == SIGINT ? "SIGINT" : "SIGTERM";
+        if (draining) {
+          log(log_level::warn, "server", "{} again: stopping without waiting for the drain", name);
+          srv.stop();
+          sched.stop();
+          return;
+        }
+        draining = true;
+        log(log_level::info, "server", "{}: draining for up to {} ms", name,
+            std::chrono::duration_cast<std::chrono::milliseconds>(o.drain).count());
+        sched.push(signal{control, signal_kind::value_ready, 0, 0, {}});
+        signals.async_wait(on_signal);
+      };
+  signals.async_wait(on_signal);
   if (o.on_ready) o.on_ready();
   sched.run_forever();
   return 0;

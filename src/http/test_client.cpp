@@ -72,6 +72,7 @@ std::optional<test_response> parse_response(std::string_view in, bool head, bool
 
 bool expired(std::string_view attrs, std::chrono::system_clock::time_point now) {
   bool gone = false;
+  bool max_age = false;  // Max-Age wins over Expires (RFC 6265 5.3)
   std::string_view rest = attrs;
   while (!rest.empty()) {
     const std::size_t semi = rest.find(';');
@@ -83,7 +84,8 @@ bool expired(std::string_view attrs, std::chrono::system_clock::time_point now) 
     const std::string_view value = eq == std::string_view::npos ? "" : a.substr(eq + 1);
     if (iequals(name, "Max-Age")) {
       gone = !value.empty() && (value.front() == '-' || value == "0");
-    } else if (iequals(name, "Expires")) {
+      max_age = true;
+    } else if (iequals(name, "Expires") && !max_age) {
       std::tm tm{};
       const std::string text(value);
       if (strptime(text.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm) != nullptr)
@@ -163,7 +165,9 @@ test_response test_client::request(std::string_view method, std::string_view tar
 
 test_response test_client::send_raw(std::string_view bytes) {
   head_ = bytes.starts_with("HEAD ");
-  return exchange(bytes);
+  test_response r = exchange(bytes);
+  pending_.clear();  // answers to further requests in `bytes`: dropped, as documented
+  return r;
 }
 
 test_response test_client::exchange(std::string_view bytes) {
@@ -181,6 +185,7 @@ test_response test_client::exchange(std::string_view bytes) {
     std::size_t used = 0;
     if (std::optional<test_response> r = parse_response(pending_, head_, eof, used)) {
       pending_.erase(0, used);
+      if (r->status >= 100 && r->status < 200 && r->status != 101) continue;  // interim
       sched_->run_until_idle();  // whatever the server does right after its answer
       pending_ += conn_->read();
       r->closed = conn_->peer_done();

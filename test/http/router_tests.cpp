@@ -118,9 +118,10 @@ TEST_CASE("patterns: captures, rests, literals first, percent-decoding per segme
   CHECK(t.get("/a b").status == 400);  // not a valid request line (the parser's)
   CHECK(first_line(t.get("/a%20b")) == "encoded literal");
   CHECK(t.get("/items").status == 404);
-  CHECK(t.get("/items/").status == 200);  // an empty segment is a value like any other
+  CHECK(t.get("/items/").status == 404);  // a {capture} is never empty
+  CHECK(t.get("/items//parts/x").status == 404);
   CHECK(t.get("/items/1/2").status == 404);
-  CHECK(t.get("/items/?q=1").status == 200);
+  CHECK(t.get("/items/7?q=1").body == "item\nid=7\npath=");
 }
 
 TEST_CASE("a bad path gets 400: bad escapes, NUL, dot segments") {
@@ -133,6 +134,9 @@ TEST_CASE("a bad path gets 400: bad escapes, NUL, dot segments") {
   CHECK(t.get("/files/../etc/passwd").status == 400);
   CHECK(t.get("/files/%2e%2e/etc/passwd").status == 400);
   CHECK(t.get("/files/./x").status == 400);
+  CHECK(t.get("/files/..%2F..%2Fetc%2Fpasswd").status == 400);  // ".." made of escapes
+  CHECK(t.get("/files/a%2F..%2Fb").status == 400);
+  CHECK(t.get("/files/a%2F..b").status == 200);  // "..b" is a name, not a step
   CHECK(t.get("/files/ok").status == 200);
 }
 
@@ -335,4 +339,78 @@ TEST_CASE("a routed request split at every byte gets the same answer") {
     CAPTURE(cut);
     CHECK(answer(cut) == whole);
   }
+}
+
+TEST_CASE("review: a route with the method wins over an earlier match without it") {
+  http::router r;
+  r.get("/items/new", says("new form"));
+  r.del("/items/{id}", says("deleted"));
+  r.route("LOCK", "/l", says("lock"));
+  r.route("UNLOCK", "/u", says("unlock"));
+  http::test_client t{r.handler()};
+  CHECK(t.request("DELETE", "/items/new").body == "deleted\nid=new\npath=");
+  CHECK(first_line(t.get("/items/new")) == "new form");
+  const auto wrong = t.request("PUT", "/items/new");
+  CHECK(wrong.status == 405);
+  CHECK(wrong.header("Allow") == "GET, HEAD, OPTIONS");  // the first node the path reaches
+  const auto star = t.send_raw("OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n");
+  CHECK(star.header("Allow") == "DELETE, GET, HEAD, LOCK, OPTIONS, UNLOCK");
+}
+
+TEST_CASE("review: captures and the path survive reading a large body") {
+  http::router r;
+  r.post("/items/{id}", [](http::context& x) -> task<> {
+    const auto body = co_await x.body();
+    if (!body) co_return;
+    const std::string text = std::string(x.param("id")) + "|" + std::string(x.path()) + "|" +
+                             std::string(x.query_params().get("q").value_or("-")) + "|" +
+                             std::to_string(body->size());
+    co_await x.respond(200, "text/plain", text);
+  });
+  http::limits lim;
+  lim.body = 4 << 20;
+  http::test_client t{r.handler(lim)};
+  const std::string big(900 * 1024, 'b');
+  CHECK(t.post("/items/abc?q=yes", big, "text/plain").body == "abc|/items/abc|yes|921600");
+}
+
+TEST_CASE("review: on_loaded that throws is tried again; fields the response owns are refused") {
+  http::router r;
+  int calls = 0;
+  r.on_loaded([&calls](lancer::pubframe& p) {
+    if (++calls == 1) throw std::runtime_error("not yet");
+    p.emplace<int>(7);
+  });
+  r.get("/n", [](http::context& x) {
+    return x.respond(200, "text/plain", std::to_string(*x.shared().get<int>()));
+  });
+  r.get("/bad", [](http::context& x) {
+    x.fields().add("Content-Length", "2");  // throws: the response writes its own
+    return x.respond(200, "text/plain", "hello");
+  });
+  http::test_client t{r.handler()};
+  CHECK(t.get("/n").status == 500);
+  CHECK(t.get("/n").body == "7");
+  CHECK(calls == 2);
+  CHECK(t.get("/bad").status == 500);
+  http::fields f;
+  f.add("transfer-encoding", "chunked");  // fine in a list (a request's), not in a response
+  CHECK(f.written_by_response() == "Transfer-Encoding");
+  CHECK_THROWS_AS(f.add("X-A", "a\r\nSet-Cookie: x=1"), std::invalid_argument);
+  CHECK_NOTHROW(f.add("X-A", "fine"));
+}
+
+TEST_CASE("review: host names with ports are refused; +. before *. on the same suffix") {
+  http::router r;
+  CHECK_THROWS_AS(r.host("localhost:8080"), std::invalid_argument);
+  CHECK_THROWS_AS(r.host("a]b"), std::invalid_argument);
+  r.host("*.ex.test").get("/", says("star"));
+  r.host("+.ex.test").get("/", says("plus"));
+  r.host("[::1]").get("/", says("v6"));
+  r.get("/go", [](http::context& x) { return x.redirect(302, ""); });
+  http::test_client t{r.handler()};
+  CHECK(first_line(t.get("/", host("a.ex.test"))) == "plus");
+  CHECK(first_line(t.get("/", host("a.b.ex.test"))) == "star");
+  CHECK(first_line(t.get("/", host("[::1]:8080"))) == "v6");
+  CHECK(t.get("/go", host("x")).status == 500);  // an empty Location is the handler's bug
 }

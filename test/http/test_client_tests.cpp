@@ -118,3 +118,24 @@ TEST_CASE("test_client: log lines below its level are dropped, and the level com
   CHECK(lancer::get_log_level() == before);
   CHECK(!logs.contains("INFO"));
 }
+
+TEST_CASE("test_client: 100 Continue is passed over; send_raw drops later answers") {
+  http::router r;
+  r.post("/size", [](http::context& x) -> task<> {
+    const auto body = co_await x.body();
+    if (!body) co_return;
+    co_await x.respond(200, "text/plain", std::to_string(body->size()));
+  });
+  r.get("/a", [](http::context& x) { return x.respond(200, "text/plain", "aaaa"); });
+  http::limits lim;
+  lim.body = 1 << 20;
+  http::test_client t{r.handler(lim)};
+  http::fields expect;
+  expect.add("Expect", "100-continue");
+  const auto r1 = t.post("/size", std::string(200 * 1024, 'x'), "text/plain", expect);
+  CHECK(r1.status == 200);
+  CHECK(r1.body == "204800");
+  CHECK(t.send_raw("GET /a HTTP/1.1\r\nHost: h\r\n\r\nHEAD /a HTTP/1.1\r\nHost: h\r\n\r\n").body ==
+        "aaaa");
+  CHECK(t.get("/a").body == "aaaa");  // not confused by the HEAD answer
+}

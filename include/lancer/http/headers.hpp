@@ -127,12 +127,17 @@ class fields {
       add(f.name, f.value);
   }
   // Appends `name: value`. Throws std::invalid_argument, naming the problem, if the name is
-  // not a token or the value holds CR, LF or NUL.
+  // not a token or the value holds CR, LF or NUL. (A response refuses the fields it writes
+  // itself: see written_by_response.)
   fields& add(std::string_view name, std::string_view value);
   // Appends a Set-Cookie field (cookies.hpp: set_cookie_value checks and builds it). Throws
   // std::invalid_argument as set_cookie_value does.
   fields& set_cookie(std::string_view name, std::string_view value, const cookie_options& o);
   fields& set_cookie(std::string_view name, std::string_view value);
+  // The first of Content-Length, Transfer-Encoding, Connection, Content-Type, Date and Server
+  // among the fields, or "": a response writes those itself, and a second one would
+  // contradict it (respond and start_chunked throw std::invalid_argument instead).
+  std::string_view written_by_response() const noexcept;
   // The value of the first field called `name` (case-insensitively), or "".
   std::string_view get(std::string_view name) const noexcept;
   bool empty() const noexcept { return text_.empty(); }

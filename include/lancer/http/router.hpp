@@ -21,9 +21,11 @@
 //
 // Patterns. A path pattern is a list of segments: a literal (`items`), a capture of one whole
 // segment (`{id}`), or, last, a capture of the rest of the path (`{path...}`, which may be
-// empty). Captures are percent-decoded; a literal wins over a capture and a capture over a
-// rest. The request's path is split at '/' before decoding, so `%2F` stays inside a segment;
-// a path with a bad escape, a NUL, or a `.` or `..` segment gets 400.
+// empty; a `{name}` capture never is). Captures are percent-decoded; a literal wins over a
+// capture and a capture over a rest, and a path goes to the first route (in that order) that
+// has the request's method, so `GET /items/new` and `DELETE /items/{id}` live side by side. The
+// request's path is split at '/' before decoding, so `%2F` stays inside a segment; a path with a
+// bad escape, a NUL, or a `.` or `..` step (also one made of "%2F" and dots) gets 400.
 //
 // Methods. A path that matches but not for the method gets 405 with Allow; OPTIONS gets 204
 // with Allow unless routed; HEAD is served by the GET route (the body is not sent), unless
@@ -134,9 +136,10 @@ class context {
   std::array<std::string_view, k_max_captures> capture_names_{};
   std::array<std::string_view, k_max_captures> captures_{};
   std::size_t capture_count_ = 0;
-  std::string decoded_;                     // the decoded path, when it had escapes
-  std::string scratch_;                     // decoded segments, for the match
-  std::vector<std::string_view> segments_;  // into scratch_
+  std::string target_;   // a copy of the request's target (its bytes move as a body is read)
+  std::string decoded_;  // the decoded path, when it had escapes
+  std::string scratch_;  // decoded segments, for the match
+  std::vector<std::string_view> segments_;  // into target_, or scratch_ if it had escapes
   params query_params_;                     // parsed on first use
   bool query_parsed_ = false;
   http::fields fields_;

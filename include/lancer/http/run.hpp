@@ -8,8 +8,9 @@
 //
 // One scheduler on the calling thread. On SIGINT or SIGTERM the server stops taking
 // connections, lets the requests in flight finish (up to `drain`; then what is left is cut
-// off), calls `on_drained`, and run returns 0. It returns 1, with the reason logged, if an
-// address is malformed or cannot be listened on.
+// off), calls `on_drained`, and run returns 0; a second SIGINT or SIGTERM stops at once. It
+// returns 1, with the reason logged, if an address is malformed or cannot be listened on, or
+// there is nothing to listen on.
 #pragma once
 
 #include <chrono>

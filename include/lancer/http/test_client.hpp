@@ -14,9 +14,9 @@
 // the next when the server waits for time (a handler that sleeps 2 s takes 2 s of virtual
 // time and no real time). The client keeps cookies: Set-Cookie fields it receives are sent
 // back in a Cookie field (one jar for every host and path; Max-Age=0 or a past Expires
-// deletes). The Date field follows the manual clock (clock::wall_now), so whole responses can
-// be compared. Log lines below `log` are dropped while the client lives (LANCER_TEST_LOG=debug
-// or info in the environment shows them).
+// deletes; a positive Max-Age does not run out in virtual time). The Date field follows the manual
+// clock (clock::wall_now), so whole responses can be compared. Log lines below `log` are dropped
+// while the client lives (LANCER_TEST_LOG=debug or info in the environment shows them).
 #pragma once
 
 #include <map>
@@ -72,8 +72,9 @@ class test_client {
   // Connection and others.
   test_response request(std::string_view method, std::string_view target,
                         std::string_view body = {}, const http::fields& extra = {});
-  // Sends `bytes` as they are (a request of one's own making, or several) and returns the
-  // first whole response.
+  // Sends `bytes` as they are (a request of one's own making) and returns the first whole
+  // response. Answers to further requests in `bytes` are dropped, unread: send those one
+  // call at a time. Interim 1xx answers (100 Continue) are passed over here as everywhere.
   test_response send_raw(std::string_view bytes);
 
   // Lets `d` of virtual time pass (timers due fire, each at its own time).
