@@ -13,6 +13,7 @@
 #include <string>
 #include <thread>
 
+#include "http_app.hpp"
 #include "lancer/log.hpp"
 #include "lancer/source/fake.hpp"
 #include "log_capture.hpp"
@@ -64,10 +65,7 @@ struct cgi_bed {
   }
 };
 
-unsigned status_of(const std::string& reply) {
-  if (reply.rfind("HTTP/1.1 ", 0) != 0 || reply.size() < 12) return 0;
-  return static_cast<unsigned>(std::stoi(reply.substr(9, 3)));
-}
+using lancer_test::status_of;
 
 // The body of a chunked response.
 std::string dechunk(const std::string& reply) {

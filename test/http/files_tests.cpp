@@ -8,6 +8,7 @@
 #include <fstream>
 #include <string>
 
+#include "http_app.hpp"
 #include "lancer/core/server.hpp"
 #include "lancer/http/httputil.hpp"
 #include "lancer/log.hpp"
@@ -57,13 +58,8 @@ struct bed {
   }
 };
 
-unsigned status_of(const std::string& reply) {
-  return reply.size() > 12 ? static_cast<unsigned>(std::stoi(reply.substr(9, 3))) : 0;
-}
-std::string body_of(const std::string& reply) {
-  const std::size_t at = reply.find("\r\n\r\n");
-  return at == std::string::npos ? "" : reply.substr(at + 4);
-}
+using lancer_test::body_of;
+using lancer_test::status_of;
 
 }  // namespace
 

@@ -65,15 +65,8 @@ std::string run(std::string_view input) {
   return run_app_split(form_app, input, {}, small());
 }
 
-unsigned status_of(const std::string& reply) {
-  if (reply.rfind("HTTP/1.1 ", 0) != 0 || reply.size() < 12) return 0;
-  return static_cast<unsigned>(std::stoi(reply.substr(9, 3)));
-}
-
-std::string body_of(const std::string& reply) {
-  const std::size_t at = reply.find("\r\n\r\n");
-  return at == std::string::npos ? "" : reply.substr(at + 4);
-}
+using lancer_test::body_of;
+using lancer_test::status_of;
 
 bool has(const std::string& s, std::string_view what) {
   return s.find(what) != std::string::npos;

@@ -52,22 +52,15 @@ struct fixture {
   ~fixture() { lancer::set_log_level(lancer::log_level::info); }
 };
 
-// The status code of the first response in `reply`, or 0.
-unsigned status_of(const std::string& reply) {
-  if (reply.rfind("HTTP/1.1 ", 0) != 0 || reply.size() < 12) return 0;
-  return static_cast<unsigned>(std::stoi(reply.substr(9, 3)));
-}
+// The status and the body of the first response in `reply` (test/support/http_app.hpp).
+using lancer_test::body_of;
+using lancer_test::status_of;
 
 std::size_t count(const std::string& s, std::string_view what) {
   std::size_t n = 0;
   for (std::size_t at = s.find(what); at != std::string::npos; at = s.find(what, at + 1))
     ++n;
   return n;
-}
-
-std::string body_of(const std::string& reply) {
-  const std::size_t at = reply.find("\r\n\r\n");
-  return at == std::string::npos ? "" : reply.substr(at + 4);
 }
 
 }  // namespace

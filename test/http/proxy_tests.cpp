@@ -49,15 +49,8 @@ struct proxy_bed {
   }
 };
 
-unsigned status_of(const std::string& reply) {
-  if (reply.rfind("HTTP/1.1 ", 0) != 0 || reply.size() < 12) return 0;
-  return static_cast<unsigned>(std::stoi(reply.substr(9, 3)));
-}
-
-std::string body_of(const std::string& reply) {
-  const std::size_t at = reply.find("\r\n\r\n");
-  return at == std::string::npos ? "" : reply.substr(at + 4);
-}
+using lancer_test::body_of;
+using lancer_test::status_of;
 
 // Reads one request's header (and a Content-Length body) from `s`; "" at EOF.
 task<std::string> read_request(lancer::stream& s) {

@@ -52,6 +52,18 @@ inline std::string comparable(std::string out) {
   return out;
 }
 
+// The status code of the response at the start of `reply` (0 if it is not one).
+inline unsigned status_of(const std::string& reply) {
+  if (reply.rfind("HTTP/1.1 ", 0) != 0 || reply.size() < 12) return 0;
+  return static_cast<unsigned>(std::stoi(reply.substr(9, 3)));
+}
+
+// Everything after the first response's header.
+inline std::string body_of(const std::string& reply) {
+  const std::size_t at = reply.find("\r\n\r\n");
+  return at == std::string::npos ? "" : reply.substr(at + 4);
+}
+
 // Runs a fresh server around `http::serve(h, lim)` on the fake source (virtual time), sends it
 // `input` cut at the byte offsets in `cuts` (ascending; each piece after the server has done
 // all it can with the previous one), then half-closes. Returns what the server sent, through
