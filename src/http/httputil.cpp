@@ -146,6 +146,10 @@ class read_unless_expired {
 
 // Reaches into request; declared its friend.
 struct io {
+  // The hook switched_protocols() logs the request with (upgrade.hpp).
+  static void on_switch(request& req, const access_hook& log_to) noexcept {
+    req.on_switch_ = &log_to;
+  }
   // Answers a request that could not be read with the status `ec` calls for, then closes.
   static task<> reject(connection& c, request& req, boost::system::error_code ec) {
     const unsigned status = status_for(ec);
@@ -779,7 +783,7 @@ namespace {
 // this frame, which ends with it: an idle connection holds no request and no header index.
 // Returns false when the connection is done.
 task<bool> serve_one(const request_handler& h, const limits& lim, const access_hook& log_to,
-                     connection& c, frame& f, pubframe& p) {
+                     const upgrades& up, connection& c, frame& f, pubframe& p) {
   request req;  // its body is read when the handler asks
   // The common case costs no frame: the whole header is buffered already.
   const beast::error_code ec = io::begin(c, req, lim);
@@ -791,8 +795,14 @@ task<bool> serve_one(const request_handler& h, const limits& lim, const access_h
     co_return false;
   }
   std::exception_ptr error;
+  io::on_switch(req, log_to);
+  const upgrade_handler* upgrade = up.find(req);
   try {
-    co_await h(c, req, f, p);
+    if (upgrade != nullptr) {
+      co_await (*upgrade)(c, req, f, p);
+    } else {
+      co_await h(c, req, f, p);
+    }
   } catch (const cancelled&) {
     throw;  // a stop: the server closes the connection
   } catch (...) {
@@ -807,6 +817,10 @@ task<bool> serve_one(const request_handler& h, const limits& lim, const access_h
       log(why.level, conn_name(c), "handler failed on {} {}: {}", req.method(), req.target(),
           why.what);
     }
+  }
+  if (req.switched()) {  // another protocol had the connection: it never comes back to HTTP
+    c.close();
+    co_return false;
   }
   const bool unanswered = !req.answered() && !c.closed() && !c.error();
   if (unanswered) co_await io::after_handler(c, req, failed);
@@ -825,7 +839,7 @@ task<bool> serve_one(const request_handler& h, const limits& lim, const access_h
 }
 
 task<> serve_connection(const request_handler& h, const limits& lim, const access_hook& log_to,
-                        connection& c, frame& f, pubframe& p) {
+                        const upgrades& up, connection& c, frame& f, pubframe& p) {
   for (;;) {
     // Between requests the wait is here, in this small frame (memory per idle connection):
     // wait_between's loop, written out.
@@ -835,16 +849,17 @@ task<> serve_connection(const request_handler& h, const limits& lim, const acces
       const std::optional<std::size_t> n = co_await read_unless_expired(c);
       if (!io::still_idle(c, n, grace)) co_return;
     }
-    const bool more = co_await serve_one(h, lim, log_to, c, f, p);
+    const bool more = co_await serve_one(h, lim, log_to, up, c, f, p);
     if (!more) co_return;
   }
 }
 
 }  // namespace
 
-server::handler serve(request_handler h, limits lim, access_hook log_to) {
-  return [h = std::move(h), lim, log_to = std::move(log_to)](connection& c, frame& f, pubframe& p) {
-    return serve_connection(h, lim, log_to, c, f, p);
+server::handler serve(request_handler h, limits lim, access_hook log_to, upgrades up) {
+  return [h = std::move(h), lim, log_to = std::move(log_to), up = std::move(up)](
+             connection& c, frame& f, pubframe& p) {
+    return serve_connection(h, lim, log_to, up, c, f, p);
   };
 }
 

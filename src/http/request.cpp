@@ -129,7 +129,7 @@ void request::reset() noexcept {
   header_size_ = body_in_buffer_ = 0;
   body_left_ = body_received_ = 0;
   body_started_at_ = {};
-  body_started_ = body_done_ = false;
+  body_started_ = body_done_ = switched_ = false;
   delete parser_;
   parser_ = nullptr;
 }

@@ -1,7 +1,8 @@
 // lancer-serve: the deployable server built on lancer.
 //
 // Routes: /plaintext answers "Hello, World!"; /echo answers any method with the request body;
-// everything else is a file under --root (GET and HEAD), or 404.
+// /ws is a WebSocket echo (each message comes back whole, text as text, binary as binary;
+// a plain request gets 426); everything else is a file under --root (GET and HEAD), or 404.
 // SIGINT and SIGTERM drain: stop accepting, let requests in flight finish (up to --drain
 // seconds), close idle keep-alive connections, exit 0. SIGHUP reopens the access log file.
 #include <unistd.h>
@@ -31,6 +32,7 @@
 #include "lancer/source/systemd.hpp"
 #include "lancer/source/tcp.hpp"
 #include "lancer/source/unix.hpp"
+#include "lancer/ws/socket.hpp"
 
 namespace fs = std::filesystem;
 namespace http = lancer::http;
@@ -64,6 +66,9 @@ constexpr const char* k_usage =
     "                     on is refused\n"
     "  --systemd          take listeners from socket activation (LISTEN_FDS) and send\n"
     "                     READY=1 / STOPPING=1 to NOTIFY_SOCKET\n"
+    "  --ws-max-message N the largest WebSocket message /ws reads, in bytes (default\n"
+    "                     1048576); a larger one closes the connection with 1009\n"
+    "  --ws-deflate       offer permessage-deflate on /ws (default off)\n"
     "  --help             print this and exit\n";
 
 struct options {
@@ -79,6 +84,7 @@ struct options {
   bool systemd = false;
   bool reuse_port = false;
   int threads = 1;
+  lancer::ws::options ws;  // /ws
 };
 
 [[noreturn]] void bad_usage(const std::string& problem) {
@@ -126,6 +132,16 @@ options parse(int argc, char** argv) {
     } else if (flag == "--log-level") {
       const std::string v = value();
       if (!lancer::parse_log_level(v, o.level)) bad_usage("unknown log level '" + v + "'");
+    } else if (flag == "--ws-max-message") {
+      const std::string v = value();
+      char* end = nullptr;
+      const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+      if (end == v.c_str() || *end != '\0' || v.front() == '-' || n < 1 || n > (1ULL << 32)) {
+        bad_usage("--ws-max-message takes a byte count from 1 to 4294967296, not '" + v + "'");
+      }
+      o.ws.max_message = static_cast<std::size_t>(n);
+    } else if (flag == "--ws-deflate") {
+      o.ws.deflate = true;
     } else if (flag == "--drain") {
       const std::string v = value();
       char* end = nullptr;
@@ -335,10 +351,23 @@ int main(int argc, char** argv) {
     };
   }
 
+  // /ws: a WebSocket echo. ws::accept answers a request that is not a WebSocket handshake.
+  const lancer::ws::options& ws_options = o.ws;
+  auto ws_echo = [&ws_options](lancer::connection& c, http::request& req) -> lancer::task<> {
+    std::unique_ptr<lancer::ws::socket> ws = co_await lancer::ws::accept(c, req, ws_options);
+    if (!ws) co_return;
+    for (;;) {
+      const std::optional<lancer::ws::message> m = co_await ws->read();
+      if (!m) break;
+      const bool sent = co_await ws->send(*m);
+      if (!sent) break;
+    }
+  };
+
   // The routes, shared by every worker (they hold no state of their own).
-  http::request_handler routes = [&root, &prefixed](lancer::connection& c, http::request& req,
-                                                    lancer::frame& f,
-                                                    lancer::pubframe& p) -> lancer::task<> {
+  http::request_handler routes = [&root, &prefixed, &ws_echo](
+                                     lancer::connection& c, http::request& req, lancer::frame& f,
+                                     lancer::pubframe& p) -> lancer::task<> {
     const std::string_view path = path_of(req.target());
     for (const auto& [prefix, run] : prefixed) {
       if (path.substr(0, prefix.size()) == prefix) {
@@ -348,6 +377,8 @@ int main(int argc, char** argv) {
     }
     if (path == "/plaintext") {
       co_await http::respond(c, req, 200, "text/plain", "Hello, World!");
+    } else if (path == "/ws") {
+      co_await ws_echo(c, req);
     } else if (path == "/echo") {
       const auto body = co_await http::read_body(c, req);
       if (body) co_await http::respond(c, req, 200, "application/octet-stream", *body);
@@ -363,7 +394,11 @@ int main(int argc, char** argv) {
   // and resolves port 0, so that every worker binds the same port.
   std::vector<std::unique_ptr<worker>> workers;
   for (int i = 0; i < o.threads; ++i) {
-    auto w = std::make_unique<worker>(http::serve(routes, {}, log_request));
+    // An upgrade to WebSocket goes to the routes too: /ws takes it, any other path answers
+    // over HTTP/1.1 as if it had not asked. Other protocols (h2c among them) are ignored.
+    http::upgrades up;
+    up.add("websocket", routes);
+    auto w = std::make_unique<worker>(http::serve(routes, {}, log_request, std::move(up)));
     for (std::size_t k = 0; k < addresses.size(); ++k) {
       lancer::address a = addresses[k];
       if (a.connector == lancer::address::kind::tcp) {

@@ -32,6 +32,7 @@
 #include "lancer/http/headers.hpp"
 #include "lancer/http/request.hpp"
 #include "lancer/http/status.hpp"
+#include "lancer/http/upgrade.hpp"
 #include "lancer/sched/task.hpp"
 
 namespace lancer::http {
@@ -119,7 +120,9 @@ using access_hook = std::function<void(const connection&, const request&)>;
 // responded, the client gets 500 and the connection closes (the error is logged with the
 // connection's id); if `h` returns without responding, the client gets 500 as well.
 // `log_to`, if set, is called after each request.
-server::handler serve(request_handler h, limits lim = {}, access_hook log_to = {});
+// A request that asks for an upgrade `up` has goes to that upgrade instead (upgrade.hpp).
+server::handler serve(request_handler h, limits lim = {}, access_hook log_to = {},
+                      upgrades up = {});
 
 // One line in nginx's combined format for an answered request:
 // `127.0.0.1 - - [22/Nov/2026:01:40:00 +0000] "GET / HTTP/1.1" 200 13 "-" "curl/7.88.1"`.

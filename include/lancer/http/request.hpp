@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -85,10 +86,13 @@ class request {
   // The status it was answered with (0 before), and the body bytes sent (for access logs).
   unsigned response_status() const noexcept { return status_; }
   std::uint64_t bytes_sent() const noexcept { return bytes_sent_; }
+  // True once an upgrade switched the connection to another protocol (upgrade.hpp).
+  bool switched() const noexcept { return switched_; }
 
  private:
   friend class detail::request_parser;
   friend struct io;
+  friend void switched_protocols(connection& c, request& req);
 
   std::string_view view(std::uint32_t off, std::uint32_t len) const noexcept;
   void reset() noexcept;
@@ -121,6 +125,9 @@ class request {
   unsigned status_ = 0;                  // the response's status
   std::uint64_t bytes_sent_ = 0;         // body bytes of the response
   detail::request_parser* parser_ = nullptr;  // owned: a chunked body is still being parsed
+  bool switched_ = false;                     // switched_protocols() was called
+  // The server's access hook, called by switched_protocols() (the request is gone after it).
+  const std::function<void(const connection&, const request&)>* on_switch_ = nullptr;
 };
 
 }  // namespace lancer::http
