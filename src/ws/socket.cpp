@@ -238,6 +238,7 @@ class socket_impl final : public socket {
   clock::time_point next_wake() const noexcept;
   void start_close(std::uint16_t code, std::string_view reason);
   void start_queued();
+  void finish_queued();
   void note_end(error_code ec);
   // Makes the current thread the driver for the guard's life; false if another drives.
   struct driver_guard;
@@ -248,6 +249,9 @@ class socket_impl final : public socket {
   std::size_t queued_ = 0;                           // their bytes
   done queued_done_, ping_done_, close_done_;        // the driver's own operations
   bool queued_busy_ = false, ping_busy_ = false, close_busy_ = false;
+  bool write_busy_ = false;  // a send() of the driver's is under way
+  // Above this many unsent bytes the driver waits for the peer to take them (backpressure).
+  static constexpr std::size_t k_flush_above = 64 * 1024;
   bool driving_ = false;
   thread_id driver_;
   bool ping_out_ = false;  // a ping of the driver's own waits for any byte
@@ -313,6 +317,7 @@ struct socket_impl::driver_guard {
     s_.driver_ = scheduler::current()->current_thread();
   }
   ~driver_guard() {
+    s_.write_busy_ = false;
     s_.driving_ = false;
     s_.driver_ = {};
   }
@@ -400,6 +405,7 @@ void socket_impl::start_close(std::uint16_t code, std::string_view reason) {
   }
   closing_ = true;
   close_due_ = c_.now() + o_.close_timeout;
+  if (c_.draining()) close_due_ = std::min(close_due_, c_.deadline());  // the drain's bound
   close_busy_ = true;
   ws_.async_close(websocket::close_reason(static_cast<websocket::close_code>(code),
                                           beast::string_view(reason.data(), reason.size())),
@@ -482,21 +488,23 @@ void socket_impl::start_queued() {
   ws_.async_write(boost::asio::buffer(m), done_handler(&queued_done_, this));
 }
 
+void socket_impl::finish_queued() {
+  queued_done_.finished = queued_busy_ = false;
+  queued_ -= outbox_.front().second.size();
+  outbox_.pop_front();
+  if (queued_done_.ec) {  // the connection is done: nothing more goes out
+    outbox_.clear();
+    queued_ = 0;
+  }
+}
+
 task<> socket_impl::drive(done& d) {
   for (;;) {
     run_posted();
-    if (queued_done_.finished) {  // a post()ed message went out
-      queued_done_.finished = queued_busy_ = false;
-      queued_ -= outbox_.front().second.size();
-      outbox_.pop_front();
-      if (queued_done_.ec) {  // the connection is done: nothing more goes out
-        outbox_.clear();
-        queued_ = 0;
-      }
-      continue;
-    }
-    if (ping_done_.finished) ping_done_.finished = ping_busy_ = false;
-    if (close_done_.finished) close_done_.finished = close_busy_ = false;
+    // The driver's own operations, unless one of them is what this drive waits for.
+    if (&d != &queued_done_ && queued_done_.finished) finish_queued();
+    if (&d != &ping_done_ && ping_done_.finished) ping_done_.finished = ping_busy_ = false;
+    if (&d != &close_done_ && close_done_.finished) close_done_.finished = close_busy_ = false;
     if (d.finished) co_return;
     if (writing_ != nullptr) {
       serve_write();
@@ -506,13 +514,15 @@ task<> socket_impl::drive(done& d) {
       start_close(std::exchange(close_asked_, 0), "too slow: messages piled up");
       continue;
     }
-    if (!queued_busy_ && !outbox_.empty() && ws_.is_open() && !closing_) {
+    const bool send_queued =
+        !queued_busy_ && !write_busy_ && !outbox_.empty() && ws_.is_open() && !closing_;
+    if (send_queued) {
       start_queued();
       continue;
     }
-    if (c_.unsent() > 64 * 1024) {
+    if (c_.unsent() > k_flush_above) {
       try {
-        co_await c_.send({});  // waits while the peer is slow: backpressure
+        co_await c_.flush();  // waits while the peer is slow to read: backpressure
       } catch (const cancelled&) {
         throw;
       } catch (const std::exception&) {
@@ -618,10 +628,16 @@ task<bool> socket_impl::write_message(std::string_view data, kind type) {
   if (!open()) co_return false;
   if (driving_ && driver_ != scheduler::current()->current_thread()) co_return queue(data, type);
   driver_guard g(*this);
+  if (queued_busy_) {  // one write at a time: a post()ed message is on its way
+    co_await drive(queued_done_);
+    finish_queued();
+  }
   done d;
+  write_busy_ = true;
   ws_.text(type == kind::text);
   ws_.async_write(boost::asio::const_buffer(data.data(), data.size()), done_handler(&d, this));
   co_await drive(d);
+  write_busy_ = false;
   if (d.ec) {
     note_end(d.ec);
     co_return false;
@@ -644,10 +660,9 @@ task<> socket_impl::close_handshake(std::uint16_t code, std::string_view reason)
   driver_guard g(*this);
   start_close(code, reason.substr(0, 123));
   // The peer's close frame comes through a read: Beast's close reads for it itself.
-  while (close_busy_) {
-    done& d = close_done_;
-    co_await drive(d);
-    close_busy_ = false;
+  if (close_busy_) {
+    co_await drive(close_done_);
+    close_done_.finished = close_busy_ = false;
   }
   if (ws_.is_open()) c_.close();
 }
@@ -688,6 +703,20 @@ bool valid_key(std::string_view k) noexcept {
     if (!ok) return false;
   }
   return true;
+}
+
+// Whether the client offers permessage-deflate (RFC 7692 5: `permessage-deflate; params`).
+bool offers_deflate(const http::headers& h) {
+  bool found = false;
+  for (const http::headers::field f : h) {
+    if (!http::iequals(f.name, "Sec-WebSocket-Extensions")) continue;
+    http::for_each_list_item(f.value, [&](std::string_view item) {
+      found = found ||
+              http::iequals(http::trim_ows(item.substr(0, item.find(';'))), "permessage-deflate");
+      return !found;
+    });
+  }
+  return found;
 }
 
 // The defaults, for accept(c, req).
@@ -789,7 +818,7 @@ task<std::unique_ptr<socket>> accept(connection& c, http::request& req, const op
   }
   auto s = std::make_unique<detail::socket_impl>(c, o);
   s->choose_subprotocol(h);
-  s->deflated_ = o.deflate && h.has_token("Sec-WebSocket-Extensions", "permessage-deflate");
+  s->deflated_ = o.deflate && offers_deflate(h);
   const bool ok = co_await s->handshake(breq);
   if (!ok) {
     c.close();
