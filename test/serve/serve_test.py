@@ -39,6 +39,71 @@ def check_no_sanitizer_report(stderr, who="lancer-serve"):
         raise AssertionError(f"{who} printed a sanitizer report:\n{stderr[start:start + 4000]}")
 
 
+def ws_frame(opcode, payload, fin=True):
+    """A masked client frame (RFC 6455 5.2)."""
+    head = bytes([(0x80 if fin else 0) | opcode])
+    n = len(payload)
+    if n < 126:
+        head += bytes([0x80 | n])
+    elif n < 65536:
+        head += bytes([0x80 | 126]) + n.to_bytes(2, "big")
+    else:
+        head += bytes([0x80 | 127]) + n.to_bytes(8, "big")
+    key = os.urandom(4)
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+def ws_read_frame(sock, pending=b""):
+    """Reads one server frame; returns (opcode, payload, rest of the bytes read)."""
+    buf = pending
+    while True:
+        if len(buf) >= 2:
+            n, i = buf[1] & 0x7F, 2
+            if n == 126 and len(buf) >= 4:
+                n, i = int.from_bytes(buf[2:4], "big"), 4
+            elif n == 127 and len(buf) >= 10:
+                n, i = int.from_bytes(buf[2:10], "big"), 10
+            if n < 126 or i > 2:
+                if len(buf) >= i + n:
+                    return buf[0] & 0x0F, buf[i:i + n], buf[i + n:]
+        more = sock.recv(65536)
+        if not more:
+            raise ConnectionError("the server closed the connection in a frame")
+        buf += more
+
+
+def ws_open(sock, path="/ws"):
+    """The opening handshake; returns the bytes read after the 101's head."""
+    sock.sendall((f"GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                  "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                  "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        more = sock.recv(4096)
+        if not more:
+            raise ConnectionError("closed during the handshake")
+        buf += more
+    head, rest = buf.split(b"\r\n\r\n", 1)
+    if not head.startswith(b"HTTP/1.1 101 ") or b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" not in head:
+        raise AssertionError(f"not a WebSocket handshake answer: {head!r}")
+    return rest
+
+
+def ws_echo_check(testcase, sock):
+    """Over a connected socket: the handshake, a text and a binary echo, the close handshake
+    (1000 comes back), then the server closes the connection."""
+    rest = ws_open(sock)
+    sock.sendall(ws_frame(1, "héllo".encode()) + ws_frame(2, bytes(range(256))))
+    op, payload, rest = ws_read_frame(sock, rest)
+    testcase.assertEqual((op, payload), (1, "héllo".encode()))
+    op, payload, rest = ws_read_frame(sock, rest)
+    testcase.assertEqual((op, payload), (2, bytes(range(256))))
+    sock.sendall(ws_frame(8, (1000).to_bytes(2, "big") + b"bye"))
+    op, payload, rest = ws_read_frame(sock, rest)
+    testcase.assertEqual((op, payload[:2]), (8, (1000).to_bytes(2, "big")))
+    testcase.assertEqual(rest + sock.recv(4096), b"")  # then the server closes
+
+
 def free_port(family=socket.AF_INET, host="127.0.0.1"):
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
@@ -211,6 +276,22 @@ class ServeTests(unittest.TestCase):
         self.assertTrue(out.endswith(b"helloworld"))
         self.assertEqual(self.s.proc.wait(timeout=20), 0)
         self.assertFalse(os.path.exists(self.s.pid_file))
+
+    def test_a_drain_closes_websockets_with_1001(self):
+        sock = socket.create_connection(("127.0.0.1", self.s.port), timeout=10)
+        self.addCleanup(sock.close)
+        rest = ws_open(sock)
+        sock.sendall(ws_frame(1, b"before"))
+        op, payload, rest = ws_read_frame(sock, rest)
+        self.assertEqual((op, payload), (1, b"before"))
+        started = time.time()
+        self.s.proc.send_signal(signal.SIGTERM)
+        op, payload, rest = ws_read_frame(sock, rest)  # the server's close, at once
+        self.assertEqual((op, payload[:2]), (8, (1001).to_bytes(2, "big")))
+        sock.sendall(ws_frame(8, payload[:2]))  # the client answers it
+        self.assertEqual(rest + sock.recv(4096), b"")  # the server closes the connection
+        self.assertEqual(self.s.proc.wait(timeout=20), 0)
+        self.assertLess(time.time() - started, 5)  # long before the 10 s drain bound
 
 
 class RoughClientTests(unittest.TestCase):
@@ -475,6 +556,8 @@ class SystemdTests(unittest.TestCase):
         self.addCleanup(c.close)
         c.request("GET", "/plaintext")
         self.assertEqual(c.getresponse().read(), b"Hello, World!")
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as w:
+            ws_echo_check(self, w)  # WebSocket on a socket-activated listener
         proc.send_signal(signal.SIGTERM)
         self.assertEqual(notify.recv(256), b"STOPPING=1")
         self.assertEqual(proc.wait(timeout=20), 0)
@@ -502,6 +585,14 @@ class UnixSocketTests(unittest.TestCase):
         self.assertEqual(out.stdout, b"Hello, World!")
         self.assertEqual(s.stop(), 0)
         self.assertFalse(os.path.exists(self.path))  # removed at exit
+
+    def test_websocket_over_the_unix_socket(self):
+        s = self.start()
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+            c.settimeout(10)
+            c.connect(self.path)
+            ws_echo_check(self, c)
+        self.assertEqual(s.stop(), 0)
 
     def test_stale_socket_is_replaced_and_live_one_refused(self):
         stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
