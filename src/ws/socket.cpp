@@ -521,12 +521,25 @@ task<> socket_impl::drive(done& d) {
       continue;
     }
     if (c_.unsent() > k_flush_above) {
+      // Waits while the peer is slow to read (backpressure), but not for ever: a peer that
+      // takes nothing for ping_timeout is dropped.
+      const std::size_t before = c_.unsent();
+      const clock::duration patience =
+          o_.ping_timeout > clock::duration::zero() ? o_.ping_timeout : std::chrono::seconds(30);
+      const clock::time_point give_up = c_.now() + patience;
+      c_.wake_at(give_up);
       try {
-        co_await c_.flush();  // waits while the peer is slow to read: backpressure
+        co_await c_.flush();
       } catch (const cancelled&) {
         throw;
       } catch (const std::exception&) {
         c_.abort(std::make_error_code(std::errc::connection_reset));
+      }
+      if (c_.unsent() >= before && c_.now() >= give_up) {
+        log(log_level::info, c_.name(), "websocket: the peer took nothing in {} ms: dropped",
+            std::chrono::duration_cast<std::chrono::milliseconds>(patience).count());
+        if (code_ == 0) code_ = close_code::abnormal;
+        c_.abort(std::make_error_code(std::errc::timed_out));
       }
       continue;
     }
