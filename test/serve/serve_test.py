@@ -380,7 +380,8 @@ class FlagTests(unittest.TestCase):
     def test_help_lists_every_flag(self):
         out = self.run_serve("--help")
         self.assertEqual(out.returncode, 0)
-        for flag in [b"--listen", b"--root", b"--out-pid", b"--log-level", b"--drain"]:
+        for flag in [b"--listen", b"--root", b"--out-pid", b"--log-level", b"--drain",
+                     b"--ws-max-message", b"--ws-deflate"]:
             self.assertIn(flag, out.stdout)
 
     def test_bad_flags_exit_2_with_one_line_and_the_usage(self):
@@ -388,7 +389,10 @@ class FlagTests(unittest.TestCase):
                            (["--listen"], b"--listen needs a value"),
                            (["--log-level", "loud"], b"unknown log level 'loud'"),
                            (["--listen", "tcp/1.2.3:80"], b"not an IPv4 address"),
-                           (["--root", "/no/such/dir"], b"is not a directory")]:
+                           (["--root", "/no/such/dir"], b"is not a directory"),
+                           (["--ws-max-message", "0"], b"--ws-max-message takes a byte count"),
+                           (["--ws-max-message", "-5"], b"--ws-max-message takes a byte count"),
+                           (["--ws-max-message", "1k"], b"--ws-max-message takes a byte count")]:
             out = self.run_serve(*args)
             self.assertEqual(out.returncode, 2, args)
             self.assertIn(says, out.stderr.splitlines()[0], args)
