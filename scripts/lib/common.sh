@@ -5,7 +5,8 @@
 LANCER_PACKAGES=(meson ninja-build g++ pkg-config cmake libboost1.81-dev libfmt-dev doctest-dev
                  libboost-json1.81-dev     # Boost.JSON is compiled: http/json.hpp links it
                  clang libclang-rt-14-dev  # clang and its runtime: the libFuzzer target
-                 python3 curl)             # real clients for the lancer-serve tests
+                 python3 curl              # real clients for the lancer-serve tests
+                 python3-websockets)       # test/ws: Python's WebSocket client
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
