@@ -82,6 +82,7 @@ void switched_protocols(connection& c, request& req) {
   if (req.on_switch_ != nullptr && *req.on_switch_) (*req.on_switch_)(c, req);
   c.consume(req.header_size_ + req.body_in_buffer_);  // what follows is the new protocol's
   req.reset();
+  req.headers_.release();  // the connection may live long: its request's table goes now
   req.status_ = 101;
   req.answered_ = true;
   req.switched_ = true;

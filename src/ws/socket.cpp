@@ -544,10 +544,10 @@ task<> socket_impl::drive(done& d) {
       continue;
     }
     if (reading_ != nullptr) {
-      if (!c_.buffered().empty()) {
-        serve_read();
-      } else {
+      if (c_.buffered().empty()) {
         co_await wait_input();
+      } else {
+        serve_read();
       }
       continue;
     }

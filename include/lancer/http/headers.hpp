@@ -92,6 +92,7 @@ class headers {
   static constexpr std::size_t npos = static_cast<std::size_t>(-1);
   std::size_t find(std::string_view name) const noexcept;
   void clear() noexcept { refs_.clear(); }  // keeps capacity: no allocation next time
+  void release() noexcept { refs_ = {}; }   // clears and gives the capacity back
   void add(std::uint32_t name_off, std::uint32_t name_len, std::uint32_t value_off,
            std::uint32_t value_len) {
     if (refs_.capacity() == 0) refs_.reserve(16);  // one pooled block; most requests fit
