@@ -576,8 +576,7 @@ void socket_impl::note_end(error_code ec) {
   std::uint16_t code = close_code::abnormal;
   if (ec == websocket::error::message_too_big || ec == websocket::error::buffer_overflow) {
     code = close_code::too_big;
-  } else if (ec == websocket::error::bad_frame_payload ||
-             ec == websocket::error::bad_close_payload) {
+  } else if (ec == websocket::error::bad_frame_payload) {  // not UTF-8 in a text message
     code = close_code::bad_payload;
   } else if (ec == websocket::condition::protocol_violation) {
     code = close_code::protocol_error;
