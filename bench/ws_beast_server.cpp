@@ -88,8 +88,10 @@ int main(int argc, char** argv) {
   net::co_spawn(ioc, listen(tcp::endpoint{address, port}),
                 [](std::exception_ptr e) { report(e, "listen"); });
   std::vector<std::thread> others;
-  for (int i = 1; i < threads; ++i) others.emplace_back([&ioc] { ioc.run(); });
+  for (int i = 1; i < threads; ++i)
+    others.emplace_back([&ioc] { ioc.run(); });
   ioc.run();
-  for (auto& t : others) t.join();
+  for (auto& t : others)
+    t.join();
   return EXIT_SUCCESS;
 }
