@@ -7,11 +7,6 @@ LANCER_PACKAGES=(meson ninja-build g++ pkg-config cmake libboost1.81-dev libfmt-
                  clang libclang-rt-14-dev  # clang and its runtime: the libFuzzer target
                  python3 curl              # real clients for the lancer-serve tests
                  python3-websockets)       # test/ws: Python's WebSocket client
-# test/ws/browser: examples/site/echo.html in headless Chromium, driven by puppeteer-core (npm).
-LANCER_PACKAGES+=(nodejs chromium)
-# Debian's npm only where no npm is there yet: a Node.js from NodeSource has its own, and its
-# nodejs package conflicts with Debian's npm.
-command -v npm >/dev/null 2>&1 || LANCER_PACKAGES+=(npm)
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
