@@ -230,6 +230,7 @@ class socket_impl final : public socket {
   // The driver's steps.
   task<> drive(done& d);
   task<> wait_input();
+  task<> relieve();
   void run_posted();
   void serve_read();
   void serve_write();
@@ -250,7 +251,8 @@ class socket_impl final : public socket {
   done queued_done_, ping_done_, close_done_;        // the driver's own operations
   bool queued_busy_ = false, ping_busy_ = false, close_busy_ = false;
   bool write_busy_ = false;  // a send() of the driver's is under way
-  // Above this many unsent bytes the driver waits for the peer to take them (backpressure).
+  // Above this many unsent bytes a send() starts them on their way and, above the
+  // connection's high-water mark, waits for the peer to take them (backpressure).
   static constexpr std::size_t k_flush_above = 64 * 1024;
   bool driving_ = false;
   thread_id driver_;
@@ -498,6 +500,36 @@ void socket_impl::finish_queued() {
   }
 }
 
+// After a send: waits while the connection holds more than its high-water mark (the peer is
+// slow to read), as stream::send does, but not for ever: a peer that takes nothing for
+// ping_timeout is dropped (1006).
+task<> socket_impl::relieve() {
+  const clock::duration patience =
+      o_.ping_timeout > clock::duration::zero() ? o_.ping_timeout : std::chrono::seconds(30);
+  const clock::time_point give_up = c_.now() + patience;
+  while (!c_.closed()) {
+    const std::size_t before = c_.unsent();
+    const clock::time_point started = c_.now();
+    c_.wake_at(give_up);
+    try {
+      co_await c_.send({});  // at once below the high-water mark
+    } catch (const cancelled&) {
+      throw;
+    } catch (const std::exception&) {
+      c_.abort(std::make_error_code(std::errc::connection_reset));
+      co_return;
+    }
+    if (c_.unsent() < before || c_.now() == started) co_return;  // it moved, or no wait
+    if (c_.now() >= give_up) {
+      log(log_level::info, c_.name(), "websocket: the peer took nothing in {} ms: dropped",
+          std::chrono::duration_cast<std::chrono::milliseconds>(patience).count());
+      if (code_ == 0) code_ = close_code::abnormal;
+      c_.abort(std::make_error_code(std::errc::timed_out));
+      co_return;
+    }
+  }
+}
+
 task<> socket_impl::drive(done& d) {
   for (;;) {
     run_posted();
@@ -518,29 +550,6 @@ task<> socket_impl::drive(done& d) {
         !queued_busy_ && !write_busy_ && !outbox_.empty() && ws_.is_open() && !closing_;
     if (send_queued) {
       start_queued();
-      continue;
-    }
-    if (c_.unsent() > k_flush_above) {
-      // Waits while the peer is slow to read (backpressure), but not for ever: a peer that
-      // takes nothing for ping_timeout is dropped.
-      const std::size_t before = c_.unsent();
-      const clock::duration patience =
-          o_.ping_timeout > clock::duration::zero() ? o_.ping_timeout : std::chrono::seconds(30);
-      const clock::time_point give_up = c_.now() + patience;
-      c_.wake_at(give_up);
-      try {
-        co_await c_.flush();
-      } catch (const cancelled&) {
-        throw;
-      } catch (const std::exception&) {
-        c_.abort(std::make_error_code(std::errc::connection_reset));
-      }
-      if (c_.unsent() >= before && c_.now() >= give_up) {
-        log(log_level::info, c_.name(), "websocket: the peer took nothing in {} ms: dropped",
-            std::chrono::duration_cast<std::chrono::milliseconds>(patience).count());
-        if (code_ == 0) code_ = close_code::abnormal;
-        c_.abort(std::make_error_code(std::errc::timed_out));
-      }
       continue;
     }
     if (reading_ != nullptr) {
@@ -655,7 +664,8 @@ task<bool> socket_impl::write_message(std::string_view data, kind type) {
     co_return false;
   }
   last_message_ = c_.now();
-  co_return true;
+  if (c_.unsent() > k_flush_above) co_await relieve();  // the peer is slow: wait for it
+  co_return open();
 }
 
 task<bool> socket_impl::send_ping(std::string_view payload) {

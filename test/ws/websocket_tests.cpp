@@ -12,7 +12,6 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <vector>
 
 #include "lancer/http/httputil.hpp"
@@ -713,6 +712,13 @@ TEST_CASE("ws: a client that does not read: send() waits, memory stays bounded")
   CHECK(t.violations() == violations{});
 }
 
+// post() from a thread of the socket's scheduler other than the one in read(): a broadcast.
+task<> post_two(ws::socket* s, std::vector<bool>* ok, std::string a, std::string b, ws::kind kb) {
+  ok->push_back(s->post(a));
+  ok->push_back(s->post(b, kb));
+  co_return;
+}
+
 TEST_CASE("ws: post() from another thread is delivered; over max_queued closes 1008") {
   auto st = std::make_shared<app_state>();
   st->opts.max_queued = 1000;
@@ -721,10 +727,8 @@ TEST_CASE("ws: post() from another thread is delivered; over max_queued closes 1
   REQUIRE(st->live != nullptr);
   ws::socket* s = st->live;
   std::vector<bool> ok;
-  std::thread([&] {
-    ok.push_back(s->post("from afar"));
-    ok.push_back(s->post(std::string("\x01\x02", 2), ws::kind::binary));
-  }).join();
+  t.sched().spawn(post_two(s, &ok, "from afar", std::string("\x01\x02", 2), ws::kind::binary));
+  t.sched().run_until_idle();
   CHECK(ok == std::vector<bool>{true, true});
   auto m = t.read_message(0s);
   REQUIRE(m);
@@ -737,10 +741,8 @@ TEST_CASE("ws: post() from another thread is delivered; over max_queued closes 1
   // The client stops reading; posts pile up beyond max_queued.
   t.stop_reading(0);
   ok.clear();
-  std::thread([&] {
-    ok.push_back(s->post(std::string(600, 'a')));
-    ok.push_back(s->post(std::string(600, 'b')));
-  }).join();
+  t.sched().spawn(post_two(s, &ok, std::string(600, 'a'), std::string(600, 'b'), ws::kind::text));
+  t.sched().run_until_idle();
   CHECK(ok == std::vector<bool>{true, false});
   t.resume_reading();
   const ws::test_close c = t.expect_close(true, 0s);

@@ -27,7 +27,8 @@
 //   mark). Memory stays bounded: a message is at most `max_message`, and post() refuses (and
 //   closes 1008) once `max_queued` bytes wait for a peer that does not read.
 // - One thread drives the socket at a time: the one in read(), send(), ping() or close().
-//   Another thread (a broadcast) uses post(), which queues a copy and wakes the driver.
+//   Another thread of the same scheduler (a broadcast) uses post(), which queues a copy and
+//   wakes the driver; other OS threads must not touch the socket.
 // - Steady state allocates nothing per message: completions and Beast's operations live in
 //   the scheduler's frame pool, and the message buffer keeps its capacity.
 #pragma once
