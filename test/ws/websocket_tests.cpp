@@ -15,8 +15,11 @@
 #include <vector>
 
 #include "lancer/http/httputil.hpp"
+#include "lancer/http/router.hpp"
+#include "lancer/http/test_client.hpp"
 #include "lancer/http/upgrade.hpp"
 #include "lancer/sched/scheduler.hpp"
+#include "lancer/ws/route.hpp"
 #include "lancer/ws/socket.hpp"
 #include "lancer/ws/test_client.hpp"
 
@@ -1026,4 +1029,45 @@ TEST_CASE("ws: an echoed message in steady state allocates nothing in the server
   CHECK(wrong == 0);
   CHECK(news == 0);
   CHECK(t.violations() == violations{});
+}
+
+// --- the router ---------------------------------------------------------------------------
+
+task<> room_echo(http::context& x, ws::socket& s) {
+  // The capture stays valid after the switch: the context owns its copy of the target.
+  const bool greeted = co_await s.send(std::string("room ") + std::string(x.param("room")));
+  if (!greeted) co_return;
+  for (;;) {
+    const std::optional<ws::message> m = co_await s.read();
+    if (!m) break;
+    const bool sent = co_await s.send(*m);
+    if (!sent) break;
+  }
+}
+
+TEST_CASE("ws: ws::route makes a router route that speaks WebSocket, with its captures") {
+  http::router app;
+  app.get("/rooms/{room}", ws::route(room_echo));
+  app.get("/plain", [](http::context& x) -> task<> { co_await x.respond(200, "text/plain", "p"); });
+  ws::test_client t{app.handler()};
+  REQUIRE(t.connect("/rooms/blue%20sky"));
+  auto m = t.read_message();
+  REQUIRE(m);
+  CHECK(m->data == "room blue sky");
+  t.send_text("héllo");
+  m = t.read_message();
+  REQUIRE(m);
+  CHECK(m->type == ws::kind::text);
+  CHECK(m->data == "héllo");
+  t.send_close(1000, "bye");
+  const ws::test_close c = t.expect_close();
+  CHECK(c.code == 1000);
+  CHECK(t.violations() == violations{});
+
+  // A plain request to the route: 426 with Upgrade; other routes answer as usual.
+  http::test_client h{app.handler()};
+  const http::test_response r = h.get("/rooms/blue");
+  CHECK(r.status == 426);
+  CHECK(r.header("Upgrade") == "websocket");
+  CHECK(h.get("/plain").body == "p");
 }
