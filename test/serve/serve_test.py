@@ -554,6 +554,7 @@ class SystemdTests(unittest.TestCase):
                                 preexec_fn=as_activated, close_fds=False,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.addCleanup(proc.stderr.close)
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())  # a failed check leaves none
         listener.close()  # the server holds it now
         self.assertEqual(notify.recv(256), b"READY=1")
         c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
