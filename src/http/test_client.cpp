@@ -25,10 +25,8 @@ std::size_t test_response::count(std::string_view name) const noexcept {
   return k;
 }
 
-namespace {
+namespace detail {
 
-// Parses the first response in `in`; nullopt while it is incomplete. `eof`: the server closed,
-// so a body that runs to the close is whole. Sets `used` to the bytes it took.
 std::optional<test_response> parse_response(std::string_view in, bool head, bool eof,
                                             std::size_t& used) {
   beast::http::response_parser<beast::http::string_body> p;
@@ -69,6 +67,10 @@ std::optional<test_response> parse_response(std::string_view in, bool head, bool
   r.raw = std::string(in.substr(0, at));
   return r;
 }
+
+}  // namespace detail
+
+namespace {
 
 bool expired(std::string_view attrs, std::chrono::system_clock::time_point now) {
   bool gone = false;
@@ -183,7 +185,7 @@ test_response test_client::exchange(std::string_view bytes) {
     pending_ += conn_->read();
     const bool eof = conn_->peer_done();
     std::size_t used = 0;
-    if (std::optional<test_response> r = parse_response(pending_, head_, eof, used)) {
+    if (std::optional<test_response> r = detail::parse_response(pending_, head_, eof, used)) {
       pending_.erase(0, used);
       if (r->status >= 100 && r->status < 200 && r->status != 101) continue;  // interim
       sched_->run_until_idle();  // whatever the server does right after its answer

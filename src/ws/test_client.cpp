@@ -105,48 +105,6 @@ const char* op_name(opcode op) noexcept {
   return "reserved";
 }
 
-// Parses the first response in `in`; nullopt while it is incomplete. `eof`: the server closed,
-// so a body that runs to the close is whole. Sets `used` to the bytes it took.
-std::optional<http::test_response> parse_response(std::string_view in, bool eof,
-                                                  std::size_t& used) {
-  beast::http::response_parser<beast::http::string_body> p;
-  p.eager(true);
-  p.body_limit(boost::none);
-  p.header_limit(1 << 20);
-  beast::error_code ec;
-  std::size_t at = 0;
-  while (at < in.size() && !p.is_done()) {
-    const std::size_t n = p.put(boost::asio::buffer(in.data() + at, in.size() - at), ec);
-    at += n;
-    if (ec == beast::http::error::need_more) {
-      ec = {};
-      break;
-    }
-    if (ec) {
-      http::test_response bad;
-      bad.raw = std::string(in);
-      bad.body = "ws::test_client: cannot parse the response: " + ec.message();
-      used = in.size();
-      return bad;
-    }
-    if (n == 0) break;
-  }
-  if (!p.is_done() && eof && p.is_header_done()) {
-    p.put_eof(ec);
-    if (ec) return std::nullopt;
-  }
-  if (!p.is_done()) return std::nullopt;
-  used = at;
-  const auto& m = p.get();
-  http::test_response r;
-  r.status = m.result_int();
-  for (const auto& f : m)
-    r.fields.emplace_back(std::string(f.name_string()), std::string(f.value()));
-  r.body = m.body();
-  r.raw = std::string(in.substr(0, at));
-  return r;
-}
-
 // True if the comma-separated `list` has `token` (case-insensitively).
 bool has_token(std::string_view list, std::string_view token) {
   bool found = false;
@@ -232,7 +190,8 @@ bool test_client::connect(std::string_view target, const handshake& h) {
     pump();
     const bool eof = conn_->peer_done();
     std::size_t used = 0;
-    if (std::optional<http::test_response> r = parse_response(pending_, eof, used)) {
+    if (std::optional<http::test_response> r =
+            http::detail::parse_response(pending_, false, eof, used)) {
       pending_.erase(0, used);
       if (r->status >= 100 && r->status < 200 && r->status != 101) continue;  // interim
       response_ = std::move(*r);

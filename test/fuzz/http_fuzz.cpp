@@ -59,21 +59,12 @@ void check_well_formed(const std::string& out) {
 
 // The whole input through a server, checking that no connection outlives its deadlines.
 std::string run_whole_checked(std::string_view input, const http::limits& lim) {
-  lancer::scheduler sched{lancer::clock::manual()};
-  lancer::server srv{sched, http::serve(lancer_test::http_app, lim)};
-  lancer::fake_source fake;
-  srv.attach_source(fake);
-  srv.run();
-  lancer::fake_client client = fake.connect();
-  client.write(input);
-  sched.run_until_idle();
-  std::string out = client.read();
-  client.shutdown_write();
-  sched.run_until_idle();
-  out += client.read();
-  sched.advance(std::chrono::minutes(5));        // past every timeout, grace and linger
-  if (srv.connections() != 0) __builtin_trap();  // a connection outlived every deadline
-  return lancer_test::comparable(out + client.read());
+  return lancer_test::run_server_split(
+      http::serve(lancer_test::http_app, lim), input, {},
+      [](lancer::scheduler& sched, lancer::server& srv) {
+        sched.advance(std::chrono::minutes(5));        // past every timeout, grace and linger
+        if (srv.connections() != 0) __builtin_trap();  // a connection outlived every deadline
+      });
 }
 
 }  // namespace

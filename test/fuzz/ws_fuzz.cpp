@@ -70,7 +70,8 @@ std::string build_frames(std::string_view spec) {
   std::string out;
   while (spec.size() >= 2) {
     const auto flags = static_cast<unsigned char>(spec[0]);
-    const std::size_t n = std::min<std::size_t>(static_cast<unsigned char>(spec[1]), spec.size() - 2);
+    const std::size_t n =
+        std::min<std::size_t>(static_cast<unsigned char>(spec[1]), spec.size() - 2);
     const std::string_view payload = spec.substr(2, n);
     spec.remove_prefix(2 + n);
     out += static_cast<char>(flags);
@@ -80,39 +81,28 @@ std::string build_frames(std::string_view spec) {
       out += static_cast<char>(n & 0xff);
     }
     out.append(reinterpret_cast<const char*>(key), 4);
-    for (std::size_t i = 0; i < n; ++i) out += static_cast<char>(payload[i] ^ key[i % 4]);
+    for (std::size_t i = 0; i < n; ++i)
+      out += static_cast<char>(payload[i] ^ key[i % 4]);
   }
   return out;
 }
 
-// The handshake and `input` through a server, in the pieces `cuts` makes of the input (after
-// the handshake, sent whole first); then a half-close, and time past every timeout.
+// The handshake (whole) and `input` (cut at `cuts`) through an echo server; then time past
+// every timeout, after which no connection may be left.
 std::string run(std::string_view input, std::span<const std::size_t> cuts) {
-  lancer::scheduler sched{lancer::clock::manual()};
   http::upgrades up;
   up.add("websocket", echo);
-  lancer::server srv{sched, http::serve(lancer_test::http_app, {}, {}, std::move(up))};
-  lancer::fake_source fake;
-  srv.attach_source(fake);
-  srv.run();
-  lancer::fake_client client = fake.connect();
-  client.write(k_handshake);
-  sched.run_until_idle();
-  std::string out = client.read();
-  std::size_t from = 0;
-  for (std::size_t i = 0; i <= cuts.size(); ++i) {
-    const std::size_t to = i < cuts.size() ? std::min(cuts[i], input.size()) : input.size();
-    if (to > from) client.write(input.substr(from, to - from));
-    from = std::max(from, to);
-    sched.run_until_idle();
-    out += client.read();
-  }
-  client.shutdown_write();
-  sched.run_until_idle();
-  out += client.read();
-  sched.advance(std::chrono::minutes(15));       // past the ping, idle and close timeouts
-  if (srv.connections() != 0) __builtin_trap();  // a connection outlived every deadline
-  return lancer_test::comparable(out + client.read());
+  std::string all(k_handshake);
+  all += input;
+  std::vector<std::size_t> at{k_handshake.size()};
+  for (const std::size_t c : cuts)
+    at.push_back(k_handshake.size() + c);
+  return lancer_test::run_server_split(
+      http::serve(lancer_test::http_app, {}, {}, std::move(up)), all, at,
+      [](lancer::scheduler& sched, lancer::server& srv) {
+        sched.advance(std::chrono::minutes(15));       // past the ping, idle and close timeouts
+        if (srv.connections() != 0) __builtin_trap();  // a connection outlived every deadline
+      });
 }
 
 }  // namespace
@@ -126,7 +116,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string input = (data[0] & 0x80) != 0 ? build_frames(rest) : std::string(rest);
 
   const std::string whole = run(input, {});
-  if (whole.rfind("HTTP/1.1 101 ", 0) != 0) fail("the handshake was not answered with 101", whole, "");
+  if (whole.rfind("HTTP/1.1 101 ", 0) != 0)
+    fail("the handshake was not answered with 101", whole, "");
   if (fragment != 0) {
     std::vector<std::size_t> cuts;
     for (std::size_t at = fragment; at < input.size(); at += fragment)

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -64,15 +65,16 @@ inline std::string body_of(const std::string& reply) {
   return at == std::string::npos ? "" : reply.substr(at + 4);
 }
 
-// Runs a fresh server around `http::serve(h, lim)` on the fake source (virtual time), sends it
-// `input` cut at the byte offsets in `cuts` (ascending; each piece after the server has done
-// all it can with the previous one), then half-closes. Returns what the server sent, through
-// comparable().
-inline std::string run_app_split(const lancer::http::request_handler& h, std::string_view input,
-                                 std::span<const std::size_t> cuts,
-                                 const lancer::http::limits& lim = {}) {
+// A fresh server `h` on the fake source, with a manual clock, gets `input` cut at the byte
+// offsets in `cuts` (ascending; each piece after the server has done all it can with the
+// previous one), then a half-close; returns all it sent back, made
+// comparable. `settle`, if given, runs before the last read, with the scheduler and server
+// (to move time past every timeout and check that no connection is left, say).
+inline std::string run_server_split(
+    const lancer::server::handler& h, std::string_view input, std::span<const std::size_t> cuts,
+    const std::function<void(lancer::scheduler&, lancer::server&)>& settle = {}) {
   lancer::scheduler sched{lancer::clock::manual()};
-  lancer::server srv{sched, lancer::http::serve(h, lim)};
+  lancer::server srv{sched, h};
   lancer::fake_source fake;
   srv.attach_source(fake);
   srv.run();
@@ -89,10 +91,17 @@ inline std::string run_app_split(const lancer::http::request_handler& h, std::st
   client.shutdown_write();
   sched.run_until_idle();
   out += client.read();
-  return comparable(std::move(out));
+  if (settle) settle(sched, srv);
+  return comparable(out + client.read());
 }
 
-// run_app_split with http_app.
+// run_server_split for a request handler, served by http::serve under `lim`.
+inline std::string run_app_split(const lancer::http::request_handler& h, std::string_view input,
+                                 std::span<const std::size_t> cuts,
+                                 const lancer::http::limits& lim = {}) {
+  return run_server_split(lancer::http::serve(h, lim), input, cuts);
+}
+
 inline std::string run_split(std::string_view input, std::span<const std::size_t> cuts,
                              const lancer::http::limits& lim = {}) {
   return run_app_split(http_app, input, cuts, lim);

@@ -57,6 +57,15 @@ struct test_options {
   clock::duration max_wait = std::chrono::hours(1);  // virtual time one answer may take
 };
 
+namespace detail {
+// Parses the first response in `in` (the answer to a HEAD if `head`); nullopt while it is
+// incomplete. `eof`: the server closed, so a body that runs to the close is whole. Sets
+// `used` to the bytes it took. An unparsable answer comes back with the reason in its body.
+// (ws::test_client reads its handshake's answer with it too.)
+std::optional<test_response> parse_response(std::string_view in, bool head, bool eof,
+                                            std::size_t& used);
+}  // namespace detail
+
 class test_client {
  public:
   explicit test_client(server::handler h, test_options o = {});
