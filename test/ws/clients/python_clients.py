@@ -269,6 +269,9 @@ class ShutdownTests(unittest.TestCase):
                 codes.append(ws.close_code)
             return codes
         self.assertEqual(asyncio.run(asyncio.wait_for(main(), TIMEOUT * 2)), [1001] * 3)
+        # The drain ends by itself once the closes are done: wait for it, rather than have
+        # stop() send a second SIGTERM (which stops at once) while the process is on its way out.
+        self.assertEqual(server.proc.wait(timeout=TIMEOUT * 2), 0)
         self.assertEqual(server.stop(), 0)
 
 
