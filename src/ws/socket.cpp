@@ -236,6 +236,7 @@ class socket_impl final : public socket {
   void serve_write();
   void finish_read(error_code ec);
   void on_timer(clock::time_point now);
+  void drop(std::string_view why, clock::duration waited);
   clock::time_point next_wake() const noexcept;
   void start_close(std::uint16_t code, std::string_view reason);
   void start_queued();
@@ -414,14 +415,18 @@ void socket_impl::start_close(std::uint16_t code, std::string_view reason) {
                   done_handler(&close_done_, this));
 }
 
+// The peer stopped answering: the connection goes at once (1006 unless a code was chosen).
+void socket_impl::drop(std::string_view why, clock::duration waited) {
+  log(log_level::info, c_.name(), "websocket: {} in {} ms: dropped", why,
+      std::chrono::duration_cast<std::chrono::milliseconds>(waited).count());
+  if (code_ == 0) code_ = close_code::abnormal;
+  c_.abort(std::make_error_code(std::errc::timed_out));
+  finish_read(boost::asio::error::timed_out);
+}
+
 void socket_impl::on_timer(clock::time_point now) {
-  const std::string who = c_.name();
   if (closing_) {
-    if (now >= close_due_) {
-      log(log_level::info, who, "websocket: no close frame from the peer in time: dropped");
-      c_.abort(std::make_error_code(std::errc::timed_out));
-      finish_read(boost::asio::error::timed_out);
-    }
+    if (now >= close_due_) drop("no close frame from the peer", o_.close_timeout);
     return;
   }
   if (c_.draining()) {
@@ -429,15 +434,11 @@ void socket_impl::on_timer(clock::time_point now) {
     return;
   }
   if (ping_out_ && now >= ping_sent_ + o_.ping_timeout) {
-    log(log_level::info, who, "websocket: no answer to a ping in {} ms: dropped",
-        std::chrono::duration_cast<std::chrono::milliseconds>(o_.ping_timeout).count());
-    code_ = close_code::abnormal;
-    c_.abort(std::make_error_code(std::errc::timed_out));
-    finish_read(boost::asio::error::timed_out);
+    drop("no answer to a ping", o_.ping_timeout);
     return;
   }
   if (o_.idle_timeout > clock::duration::zero() && now >= last_message_ + o_.idle_timeout) {
-    log(log_level::info, who, "websocket: idle for {} s: closed (1001)",
+    log(log_level::info, c_.name(), "websocket: idle for {} s: closed (1001)",
         std::chrono::duration_cast<std::chrono::seconds>(o_.idle_timeout).count());
     start_close(close_code::going_away, "idle timeout");
     return;
@@ -521,10 +522,7 @@ task<> socket_impl::relieve() {
     }
     if (c_.unsent() < before || c_.now() == started) co_return;  // it moved, or no wait
     if (c_.now() >= give_up) {
-      log(log_level::info, c_.name(), "websocket: the peer took nothing in {} ms: dropped",
-          std::chrono::duration_cast<std::chrono::milliseconds>(patience).count());
-      if (code_ == 0) code_ = close_code::abnormal;
-      c_.abort(std::make_error_code(std::errc::timed_out));
+      drop("the peer took nothing", patience);
       co_return;
     }
   }
