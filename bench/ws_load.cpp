@@ -180,6 +180,8 @@ struct load {
 
   // The payload of message `seq` of connection `id`: printable ASCII (valid UTF-8 for text
   // frames), the sequence number in hexadecimal, then the connection's id, then a pattern.
+  std::string room;  // payload_of's buffer
+
   void payload(char* p, int id, std::uint64_t seq) const {
     std::memcpy(p, pattern.data(), opt.size);
     char head[32];
@@ -218,16 +220,15 @@ struct load {
       dst[i] = static_cast<char>(data[i] ^ k[i & 3]);
   }
 
+  // Message `seq` of connection `id`, in `room` (opt.size bytes, reused between calls).
+  const char* payload_of(int id, std::uint64_t seq) {
+    room.resize(opt.size);
+    payload(room.data(), id, seq);
+    return room.data();
+  }
+
   void send_message(conn& c) {
-    char buf[65536];
-    std::unique_ptr<char[]> big;
-    char* p = buf;
-    if (opt.size > sizeof buf) {
-      big.reset(new char[opt.size]);
-      p = big.get();
-    }
-    payload(p, c.id, c.sent);
-    frame(c.out, opt.binary ? 2 : 1, p, opt.size);
+    frame(c.out, opt.binary ? 2 : 1, payload_of(c.id, c.sent), opt.size);
     ++c.sent;
   }
 
@@ -240,14 +241,7 @@ struct load {
                    c.id, static_cast<unsigned long long>(c.received), opcode, want);
       std::exit(1);
     }
-    char buf[65536];
-    std::unique_ptr<char[]> big;
-    char* p = buf;
-    if (opt.size > sizeof buf) {
-      big.reset(new char[opt.size]);
-      p = big.get();
-    }
-    payload(p, c.id, c.received);
+    const char* p = payload_of(c.id, c.received);
     if (n != opt.size || std::memcmp(p, data, n) != 0) {
       std::fprintf(stderr,
                    "ws_load: connection %d: wrong echo of message %llu: %zu bytes, expected %zu\n"
