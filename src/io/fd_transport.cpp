@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <sys/sendfile.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -20,7 +21,8 @@ namespace lancer::detail {
 
 namespace {
 
-constexpr std::size_t k_read_step = 4096;  // one pooled block: no malloc per read
+constexpr std::size_t k_read_step = 4096;     // one pooled block: no malloc per read
+constexpr std::size_t k_file_step = 2 << 20;  // most bytes one sendfile call is asked for
 
 std::error_code last_error() noexcept {
   return {errno, std::system_category()};
@@ -158,6 +160,12 @@ void fd_transport::write_now() {
       return;
     }
   }
+  if (s.outbound().empty()) {
+    if (sink::file_region* f = s.outbound_file(); f != nullptr && kind_ == kind::socket) {
+      send_file_now(*f);
+      return;
+    }
+  }
   const std::string_view out = s.outbound().view();
   for (;;) {
     const ssize_t n = kind_ == kind::socket ? ::send(fd_, out.data(), out.size(), MSG_NOSIGNAL)
@@ -178,6 +186,46 @@ void fd_transport::write_now() {
     s.on_written(last_error());
     return;
   }
+}
+
+void fd_transport::send_file_now(sink::file_region& f) {
+  sink& s = *sink_;
+  bool sent = false;  // some bytes went: report them even if the socket is full now
+  while (f.left != 0) {
+    off_t at = static_cast<off_t>(f.offset);
+    const std::size_t step = static_cast<std::size_t>(std::min<std::uint64_t>(f.left, k_file_step));
+    const ssize_t n = ::sendfile(fd_, f.fd, &at, step);
+    if (n > 0) {
+      f.offset += static_cast<std::uint64_t>(n);
+      f.left -= static_cast<std::uint64_t>(n);
+      sent = true;
+      continue;  // until the socket is full (EAGAIN) or the region sent
+    }
+    if (n == 0) {  // the file ends before offset + left: it was truncated
+      f.error = ENODATA;
+      break;
+    }
+    const int err = errno;
+    if (err == EINTR) continue;
+    if (err == EAGAIN || err == EWOULDBLOCK) {
+      writable_ = false;
+      if (sent) break;  // the sink asks again, and that write waits for the edge
+      want_write_ = true;
+      return;
+    }
+    if (err == EINVAL || err == ENOSYS || err == EOPNOTSUPP) {
+      f.error = EINVAL;  // a file sendfile cannot read: the sink copies the rest itself
+      break;
+    }
+    if (err == EIO || err == EBADF || err == EOVERFLOW || err == ESPIPE || err == ENXIO ||
+        err == EISDIR) {
+      f.error = err;  // the file's error, not the connection's
+      break;
+    }
+    s.on_written({err, std::system_category()});  // the socket's (EPIPE, ECONNRESET, ...)
+    return;
+  }
+  s.on_written({});
 }
 
 void fd_transport::on_ready(std::uint32_t events) noexcept {

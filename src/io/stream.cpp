@@ -1,10 +1,14 @@
 #include "lancer/io/stream.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstdint>
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "lancer/sched/detail/timer_heap.hpp"
 
@@ -57,7 +61,7 @@ void stream::request_read() {
 }
 
 void stream::request_write() {
-  if (writing_ || out_.empty() || error_ || aborted_) return;
+  if (writing_ || (out_.empty() && !file_pending()) || error_ || aborted_) return;
   writing_ = true;
   transport_->start_write(*this);
 }
@@ -81,13 +85,13 @@ void stream::on_written(std::error_code ec) noexcept {
     poke();
     return;
   }
-  if (!out_.empty() && !aborted_) {
+  if ((!out_.empty() || file_pending()) && !aborted_) {
     // Keep the bytes moving; a transport that took only part of them is asked again.
     writing_ = true;
     transport_->start_write(*this);
     if (writing_) return;  // it will report again
   }
-  if (out_.empty()) {
+  if (out_.empty() && file_.left == 0) {  // a failed region: send_file aborts, never a FIN
     out_.release();
     if (closing_ && !write_shut_) {
       write_shut_ = true;
@@ -100,6 +104,11 @@ void stream::on_written(std::error_code ec) noexcept {
 // --- the program's side ---------------------------------------------------------------------
 
 void stream::write(std::string_view bytes) {
+  check_writable();
+  out_.append(bytes);
+}
+
+void stream::check_writable() const {
   if (aborted_) {  // the transport failed, or the stream was cut off
     throw connection_error(error_ ? error_ : std::make_error_code(std::errc::not_connected),
                            name() + ": write after the stream ended");
@@ -109,13 +118,12 @@ void stream::write(std::string_view bytes) {
                             name() + ": write after close");
   }
   if (error_) throw_if_failed();
-  out_.append(bytes);
 }
 
 void stream::close() noexcept {
   if (closing_ || aborted_) return;
   closing_ = true;
-  if (out_.empty() && !writing_ && !write_shut_ && transport_) {
+  if (out_.empty() && file_.left == 0 && !writing_ && !write_shut_ && transport_) {
     write_shut_ = true;
     transport_->shutdown_write();
   }
@@ -135,6 +143,7 @@ void stream::end(std::error_code why, bool with_reset) noexcept {
   if (!error_) error_ = why;
   out_.consume(out_.size());
   out_.release();
+  file_ = {};
   in_.release();
   if (with_reset && transport_) {
     transport_->reset();
@@ -269,7 +278,7 @@ bool stream::flush_awaiter::await_ready() {
   if (s_.sched_.current_cancelled()) return true;
   if (s_.error_) return true;
   s_.request_write();  // the bytes start to leave now (and may all leave at once)
-  return s_.out_.size() <= limit_ || static_cast<bool>(s_.error_);
+  return (s_.out_.size() <= limit_ && !s_.file_pending()) || static_cast<bool>(s_.error_);
 }
 
 void stream::flush_awaiter::await_suspend(std::coroutine_handle<> h) {
@@ -291,6 +300,78 @@ void stream::flush_awaiter::await_resume() {
     throw cancelled{};
   }
   if (s_.error_) throw connection_error(s_.error_, s_.name());
+}
+
+// --- files ----------------------------------------------------------------------------------
+
+namespace {
+
+constexpr std::size_t k_file_piece = 64 * 1024;  // one pread on the buffered path
+
+// Aborts the stream when a send_file does not finish (an exception, a cancel, its frame
+// destroyed with its thread): what was sent of the file is a body with a hole in it.
+struct file_guard {
+  stream& s;
+  bool done = false;
+  ~file_guard() {
+    if (!done) s.abort(std::make_error_code(std::errc::operation_canceled));
+  }
+};
+
+}  // namespace
+
+bool stream::sends_files() const noexcept {
+  return transport_ && !aborted_ && transport_->sends_files();
+}
+
+void stream::fail_file(int err, std::uint64_t offset) {
+  const bool early = err == ENODATA;
+  const std::error_code code = early ? std::make_error_code(std::errc::io_error)
+                                     : std::error_code(err, std::generic_category());
+  abort(code);
+  throw file_error(code, name() +
+                             (early ? ": the file ended at byte " : ": reading the file at byte ") +
+                             std::to_string(offset) + (early ? ", before its length" : " failed"));
+}
+
+task<> stream::send_file(int fd, std::uint64_t offset, std::uint64_t length) {
+  check_writable();
+  if (length == 0) co_return;
+  file_guard guard{*this};
+  if (sends_files()) {
+    file_ = {fd, offset, length, 0};
+    flush_awaiter sent = flush();  // the bytes before it, then the whole region
+    co_await sent;
+    const file_region f = std::exchange(file_, file_region{});
+    if (f.error == 0) {
+      guard.done = true;
+      co_return;
+    }
+    if (f.error != EINVAL) fail_file(f.error, f.offset);
+    offset = f.offset;  // this file cannot go zero-copy: the rest goes the buffered way
+    length = f.left;
+  }
+  const std::size_t high = options_.high_water;
+  while (length != 0) {
+    const std::size_t want =
+        static_cast<std::size_t>(std::min<std::uint64_t>(length, k_file_piece));
+    const std::span<char> room = out_.prepare(want);
+    ssize_t n = 0;
+    do {
+      n = ::pread(fd, room.data(), want, static_cast<off_t>(offset));
+    } while (n < 0 && errno == EINTR);
+    if (n <= 0) fail_file(n == 0 ? ENODATA : errno, offset);
+    out_.commit(static_cast<std::size_t>(n));
+    offset += static_cast<std::uint64_t>(n);
+    length -= static_cast<std::uint64_t>(n);
+    if (out_.size() > high) {  // as send() does: wait until half of the mark is left
+      flush_awaiter drained{*this, high / 2};
+      co_await drained;
+    } else {
+      request_write();
+    }
+  }
+  guard.done = true;
 }
 
 // --- a stream the program opened ------------------------------------------------------------

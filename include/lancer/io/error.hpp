@@ -1,4 +1,5 @@
-// lancer::connection_error: what a stream throws when its transport fails.
+// lancer::connection_error: what a stream throws when its transport fails; lancer::file_error:
+// what stream::send_file throws when its file fails.
 #pragma once
 
 #include <system_error>
@@ -12,6 +13,15 @@ namespace lancer {
 // (core/failure.hpp logs it at INFO); a write after the program's own close() is a bug and
 // throws std::system_error instead.
 class connection_error : public std::system_error {
+ public:
+  using std::system_error::system_error;
+};
+
+// A file a stream was sending (stream::send_file) could not be read, or ended before the
+// length promised (it was truncated while being sent: the code is std::errc::io_error). The
+// stream was aborted first, so the peer sees the connection end mid-body. The message names
+// the stream.
+class file_error : public std::system_error {
  public:
   using std::system_error::system_error;
 };

@@ -42,6 +42,7 @@
 #include "lancer/io/transport.hpp"
 #include "lancer/sched/clock.hpp"
 #include "lancer/sched/scheduler.hpp"
+#include "lancer/sched/task.hpp"
 
 namespace lancer {
 
@@ -110,8 +111,27 @@ class stream : public sink {
   // high-water mark, until it drains below half of it. Use it to stream large bodies, or to
   // pass bytes on, in bounded memory.
   [[nodiscard]] flush_awaiter send(std::string_view bytes);
-  // Bytes written and not yet taken by the transport.
-  std::size_t unsent() const noexcept { return out_.size(); }
+  // Bytes written and not yet taken by the transport, a file's being sent included.
+  std::size_t unsent() const noexcept { return out_.size() + file_.left; }
+
+  // Sends `length` bytes of the open file `fd`, starting `offset` bytes in, after everything
+  // written before it. Where the transport sends files itself (a TCP or Unix socket:
+  // sends_files()), the bytes go from the page cache to the socket with sendfile(2), never
+  // through user space, and it returns once the last of them was handed to the kernel.
+  // Elsewhere (a layer, the fake source, a pipe) they are read (pread) in pieces into the
+  // outbound buffer, and it returns, as send() does, once the last piece is there and the
+  // buffer is below the high-water mark. Either way a slow peer makes it wait and memory stays
+  // bounded. `fd` must stay open until it returns; no other thread may write to the stream
+  // meanwhile. A length of 0 sends nothing. The zero-copy path allocates nothing (the frame
+  // comes from the frame pool); the buffered one takes the outbound buffer's storage.
+  // Throws lancer::connection_error on a transport error (as flush), `timed_out` past the
+  // deadline, and lancer::file_error (io/error.hpp) when the file cannot be read or ends
+  // before offset + length (it was truncated while being sent). A send_file that does not
+  // finish (any of these, a cancel, its frame destroyed) aborts the stream first: the peer
+  // sees the connection end mid-body, never a body with a hole in it.
+  [[nodiscard]] task<> send_file(int fd, std::uint64_t offset, std::uint64_t length);
+  // Whether send_file goes zero-copy on this stream now (transport::sends_files()).
+  bool sends_files() const noexcept;
 
   // --- lifetime ------------------------------------------------------------------------
 
@@ -143,6 +163,7 @@ class stream : public sink {
   buffer& outbound() noexcept override { return out_; }
   void on_read(std::error_code ec) noexcept override;
   void on_written(std::error_code ec) noexcept override;
+  file_region* outbound_file() noexcept override { return file_pending() ? &file_ : nullptr; }
 
   // --- awaiters ------------------------------------------------------------------------
 
@@ -221,8 +242,10 @@ class stream : public sink {
   // required wakeback), a flush once its bytes are gone (or the stream failed).
   bool read_can_end() const noexcept { return news_ || error_ || aborted_ || expired_; }
   bool flush_can_end() const noexcept {
-    return out_.size() <= flush_limit_ || error_ || aborted_ || expired_;
+    return (out_.size() <= flush_limit_ && !file_pending()) || error_ || aborted_ || expired_;
   }
+  // send_file's region waits for the transport (it has not failed).
+  bool file_pending() const noexcept { return file_.left != 0 && file_.error == 0; }
   // Marks news for a reader (a wakeback on purpose) and tells on_event().
   void poke() noexcept {
     news_ = true;
@@ -246,6 +269,7 @@ class stream : public sink {
   std::unique_ptr<transport> transport_;
   buffer in_;                      // received, not consumed
   buffer out_;                     // written, not yet taken by the transport
+  file_region file_;               // send_file's zero-copy region (left 0: none)
   std::error_code error_;          // first transport error
   std::uint32_t flush_limit_ = 0;  // a parked flush wakes once unsent() <= this
   wait_slot reader_;               // a thread waiting in read()
@@ -261,6 +285,11 @@ class stream : public sink {
   bool news_ = false;              // something a parked read waits for happened
 
  private:
+  // Throws what a write to this stream throws now (it ended, or the program closed it).
+  void check_writable() const;
+  // A send_file that cannot go on: aborts the stream, then throws file_error for `err` (an
+  // errno; ENODATA: the file ended early).
+  [[noreturn]] void fail_file(int err, std::uint64_t offset);
   std::uint32_t park(wait_slot& w, std::coroutine_handle<> h);
   void unpark(wait_slot& w) noexcept;
   // An awaiter's frame is going while its wait `wait` may still be parked in `w`.

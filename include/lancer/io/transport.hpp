@@ -6,7 +6,8 @@
 //
 //   start_read(sink)  -> appends to sink.inbound(), then sink.on_read(error)
 //   start_write(sink) -> takes bytes from the front of sink.outbound(), then
-//                        sink.on_written(error)
+//                        sink.on_written(error); a transport that sends_files() then sends
+//                        the sink's outbound_file() region too (sendfile(2), zero copy)
 //
 // A stream is the usual sink. A layer (lancer/io/layer.hpp) is both: a transport to the sink
 // above it and a sink to the transport below, so TLS or WebSocket framing can sit between a
@@ -19,6 +20,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string_view>
 #include <system_error>
 
@@ -39,6 +41,21 @@ class sink {
   // A write ended: bytes were consumed from outbound() (ec empty; perhaps not all of them),
   // or the transport failed.
   virtual void on_written(std::error_code ec) noexcept = 0;
+
+  // A region of an open file to send after the outbound bytes, without copying it through
+  // user space (stream::send_file).
+  struct file_region {
+    int fd = -1;               // the file; the sink keeps it open while the region is set
+    std::uint64_t offset = 0;  // where the next byte comes from
+    std::uint64_t left = 0;    // bytes still to send
+    // Set by the transport when it stops sending the region: ENODATA if the file ended before
+    // offset + left, EINVAL if this file cannot be sent zero-copy (the sink then sends the
+    // rest itself), else the errno of the failed read (EIO). Reported with on_written({}).
+    int error = 0;
+  };
+  // The file region to send once outbound() is empty, or null. A transport that sends files
+  // advances it by what it sent (sending part of it is fine: the sink asks again).
+  virtual file_region* outbound_file() noexcept { return nullptr; }
 
  protected:
   ~sink() = default;
@@ -73,6 +90,11 @@ class transport {
   // it (reporting through on_read as usual); otherwise the next start_read finds it. The
   // default says false; sockets and pipes ask the kernel.
   virtual bool input_pending() noexcept { return false; }
+
+  // True if start_write also sends the sink's outbound_file() (sendfile(2): a TCP or Unix
+  // socket); false for layers, in-memory peers and pipes, whose sinks copy a file's bytes into
+  // outbound() instead.
+  virtual bool sends_files() const noexcept { return false; }
 
   // "address:port", a socket path, "pipe", or "fake/N"; valid as long as the transport.
   virtual std::string_view peer_address() const = 0;

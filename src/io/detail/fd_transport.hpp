@@ -8,6 +8,10 @@
 // (unless the peer has half-closed: then the EOF is still to be read); nothing is armed per
 // read. A stream waiting for input holds no buffer: only its descriptor and this object.
 //
+// A socket also sends its sink's outbound_file() region, once the outbound bytes are gone,
+// with sendfile(2): the file's bytes go from the page cache to the socket, and a full socket
+// waits for the output edge as a send does.
+//
 // A socket being connected (connect() gave EINPROGRESS) counts as not writable: its first
 // output edge ends the connect, and a write waiting for it fails with the connect's error.
 #pragma once
@@ -52,6 +56,7 @@ class fd_transport final : public transport, public poll_target {
   void close() noexcept override;
   void reset() noexcept override;
   bool input_pending() noexcept override;
+  bool sends_files() const noexcept override { return kind_ == kind::socket; }
   std::string_view peer_address() const override { return {peer_, peer_len_}; }
   std::string_view local_address() const override;
 
@@ -61,6 +66,7 @@ class fd_transport final : public transport, public poll_target {
  private:
   void read_now(std::size_t limit);
   void write_now();
+  void send_file_now(sink::file_region& f);
   void init(std::string_view name);
 
   poll_set& set_;
