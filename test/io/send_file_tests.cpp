@@ -1,6 +1,7 @@
 // stream::send_file: zero copy over real Unix and TCP sockets (sendfile), the buffered path over
 // the fake network, a file that ends early, a deadline, and a server's connection.
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -409,4 +410,32 @@ TEST_CASE("a server's connection sends a file zero-copy; the managing coroutine 
   CHECK(zero_copy);
   REQUIRE(got.size() == 19 + file.bytes.size() + 3);
   CHECK(got == "HTTP/1.1 200 OK\r\n\r\n" + file.bytes + "end");
+}
+
+TEST_CASE("a file sendfile cannot read (EINVAL) goes the buffered way on a socket, intact") {
+  // procfs's per-process files refuse sendfile (EINVAL) but read with pread.
+  const int fd = ::open("/proc/self/cmdline", O_RDONLY);
+  REQUIRE(fd >= 0);
+  std::string expected(4096, '\0');
+  const ssize_t size = ::pread(fd, expected.data(), expected.size(), 0);
+  REQUIRE(size > 4);
+  expected.resize(static_cast<std::size_t>(size));
+  far_end peer(true);
+  lancer::scheduler sched;
+  bool zero_copy = false;
+  sched.run_until_complete([&]() -> task<> {
+    auto s = co_await lancer::connect(at(peer.address), 5s);
+    peer.read_after_accept();
+    zero_copy = s->sends_files();
+    s->write("<");
+    co_await s->send_file(fd, 2, expected.size() - 2);
+    s->write(">");
+    s->close();
+    co_await s->flush();
+  }());
+  peer.join();
+  ::close(fd);
+  CHECK(zero_copy);  // the socket would: the file would not
+  CHECK(peer.eof);
+  CHECK(peer.got == "<" + expected.substr(2) + ">");
 }
