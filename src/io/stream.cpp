@@ -91,7 +91,7 @@ void stream::on_written(std::error_code ec) noexcept {
     transport_->start_write(*this);
     if (writing_) return;  // it will report again
   }
-  if (out_.empty() && file_.left == 0) {  // a failed region: send_file aborts, never a FIN
+  if (out_.empty() && (file_ == nullptr || file_->left == 0)) {  // a failed region: no FIN
     out_.release();
     if (closing_ && !write_shut_) {
       write_shut_ = true;
@@ -123,7 +123,7 @@ void stream::check_writable() const {
 void stream::close() noexcept {
   if (closing_ || aborted_) return;
   closing_ = true;
-  if (out_.empty() && file_.left == 0 && !writing_ && !write_shut_ && transport_) {
+  if (out_.empty() && file_ == nullptr && !writing_ && !write_shut_ && transport_) {
     write_shut_ = true;
     transport_->shutdown_write();
   }
@@ -143,7 +143,7 @@ void stream::end(std::error_code why, bool with_reset) noexcept {
   if (!error_) error_ = why;
   out_.consume(out_.size());
   out_.release();
-  file_ = {};
+  file_ = nullptr;
   in_.release();
   if (with_reset && transport_) {
     transport_->reset();
@@ -337,12 +337,13 @@ void stream::fail_file(int err, std::uint64_t offset) {
 task<> stream::send_file(int fd, std::uint64_t offset, std::uint64_t length) {
   check_writable();
   if (length == 0) co_return;
-  file_guard guard{*this};
+  file_region f{fd, offset, length, 0};  // the transport's, while file_ points to it
+  file_guard guard{*this};               // destroyed first: file_ is cleared before f goes
   if (sends_files()) {
-    file_ = {fd, offset, length, 0};
+    file_ = &f;
     flush_awaiter sent = flush();  // the bytes before it, then the whole region
     co_await sent;
-    const file_region f = std::exchange(file_, file_region{});
+    file_ = nullptr;
     if (f.error == 0) {
       guard.done = true;
       co_return;

@@ -112,7 +112,7 @@ class stream : public sink {
   // pass bytes on, in bounded memory.
   [[nodiscard]] flush_awaiter send(std::string_view bytes);
   // Bytes written and not yet taken by the transport, a file's being sent included.
-  std::size_t unsent() const noexcept { return out_.size() + file_.left; }
+  std::size_t unsent() const noexcept { return out_.size() + (file_ ? file_->left : 0); }
 
   // Sends `length` bytes of the open file `fd`, starting `offset` bytes in, after everything
   // written before it. Where the transport sends files itself (a TCP or Unix socket:
@@ -163,7 +163,7 @@ class stream : public sink {
   buffer& outbound() noexcept override { return out_; }
   void on_read(std::error_code ec) noexcept override;
   void on_written(std::error_code ec) noexcept override;
-  file_region* outbound_file() noexcept override { return file_pending() ? &file_ : nullptr; }
+  file_region* outbound_file() noexcept override { return file_pending() ? file_ : nullptr; }
 
   // --- awaiters ------------------------------------------------------------------------
 
@@ -245,7 +245,9 @@ class stream : public sink {
     return (out_.size() <= flush_limit_ && !file_pending()) || error_ || aborted_ || expired_;
   }
   // send_file's region waits for the transport (it has not failed).
-  bool file_pending() const noexcept { return file_.left != 0 && file_.error == 0; }
+  bool file_pending() const noexcept {
+    return file_ != nullptr && file_->left != 0 && file_->error == 0;
+  }
   // Marks news for a reader (a wakeback on purpose) and tells on_event().
   void poke() noexcept {
     news_ = true;
@@ -269,7 +271,7 @@ class stream : public sink {
   std::unique_ptr<transport> transport_;
   buffer in_;                      // received, not consumed
   buffer out_;                     // written, not yet taken by the transport
-  file_region file_;               // send_file's zero-copy region (left 0: none)
+  file_region* file_ = nullptr;    // send_file's zero-copy region, in its frame (or none)
   std::error_code error_;          // first transport error
   std::uint32_t flush_limit_ = 0;  // a parked flush wakes once unsent() <= this
   wait_slot reader_;               // a thread waiting in read()
