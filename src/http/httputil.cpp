@@ -640,6 +640,34 @@ struct io {
     co_await c.send("\r\n");  // waits above the high-water mark: the core's backpressure
   }
 
+  static void write_body(connection& c, request& req, std::string_view piece) {
+    if (!req.streaming_ || piece.empty()) return;
+    req.bytes_sent_ += piece.size();
+    if (req.version_ == 10 || req.streaming_fixed_) {
+      c.write(piece);
+      return;
+    }
+    write_chunk_size(c, piece.size());
+    c.write(piece);
+    c.write("\r\n");
+  }
+
+  static task<> send_file(connection& c, request& req, int fd, std::uint64_t offset,
+                          std::uint64_t length) {
+    if (!req.streaming_ || length == 0) co_return;
+    req.bytes_sent_ += length;
+    const bool framed = req.version_ != 10 && !req.streaming_fixed_;
+    if (framed) write_chunk_size(c, length);
+    co_await c.send_file(fd, offset, length);
+    if (framed) c.write("\r\n");
+  }
+
+  static void write_chunk_size(connection& c, std::uint64_t n) {
+    char size[24];
+    const auto end = fmt::format_to(size, "{:x}\r\n", n);
+    c.write({size, static_cast<std::size_t>(end - size)});
+  }
+
   static task<> end_chunked(connection& c, request& req) {
     if (req.streaming_ && req.version_ != 10 && !req.streaming_fixed_) c.write("0\r\n\r\n");
     req.streaming_ = req.streaming_fixed_ = false;
@@ -739,6 +767,14 @@ task<> send_chunk(connection& c, request& req, std::string_view piece) {
 
 task<> end_chunked(connection& c, request& req) {
   return io::end_chunked(c, req);
+}
+
+void write_body(connection& c, request& req, std::string_view piece) {
+  io::write_body(c, req, piece);
+}
+
+task<> send_file(connection& c, request& req, int fd, std::uint64_t offset, std::uint64_t length) {
+  return io::send_file(c, req, fd, offset, length);
 }
 
 // Not coroutines: the response is written before they return, so `r` and `extra` need only

@@ -17,6 +17,7 @@
 #include <fstream>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -52,7 +53,16 @@ constexpr const char* k_usage =
     "                     repeatable\n"
     "  --proxy P=U        send requests whose path starts with P to the HTTP server at\n"
     "                     address U (a reverse proxy); repeatable\n"
-    "  --root DIR         serve the files under DIR (default: none)\n"
+    "  --root DIR         serve the files under DIR (default: none): ETag, Last-Modified,\n"
+    "                     304 and 412, ranges, .br/.gz siblings, sendfile\n"
+    "  --autoindex        list a directory under --root that has no index.html\n"
+    "  --cache-control P=V  send Cache-Control: V for files whose path starts with P;\n"
+    "                     repeatable, the longest P wins\n"
+    "  --mime EXT=TYPE    serve files ending in EXT as TYPE (--mime .md=text/markdown);\n"
+    "                     repeatable\n"
+    "  --file-cache-valid SECONDS  how long the open-file cache trusts what it knows of a\n"
+    "                     file before it looks again (default 1; 0: at every request)\n"
+    "  --no-sendfile      send files through user space instead of sendfile(2)\n"
     "  --out-pid FILE     write the process id to FILE (removed at exit)\n"
     "  --log-level LEVEL  debug, info, warn, error or off (default info)\n"
     "  --access-log FILE  one line per request, nginx's combined format, appended to FILE;\n"
@@ -77,6 +87,7 @@ struct options {
   std::vector<std::string> cgi;      // PREFIX=DIR
   std::vector<std::string> proxy;    // PREFIX=UPSTREAM
   std::string root;
+  http::static_options files;  // --root's
   std::string pid_file;
   std::string access_log = "-";
   lancer::log_level level = lancer::log_level::info;
@@ -125,6 +136,34 @@ options parse(int argc, char** argv) {
       o.proxy.push_back(value());
     } else if (flag == "--root") {
       o.root = value();
+    } else if (flag == "--autoindex") {
+      o.files.autoindex = true;
+    } else if (flag == "--no-sendfile") {
+      o.files.sendfile = false;
+    } else if (flag == "--cache-control" || flag == "--mime") {
+      const std::string v = value();
+      const std::size_t eq = v.find('=');
+      if (eq == std::string::npos || eq == 0 || eq + 1 == v.size()) {
+        bad_usage(std::string(flag) + " takes KEY=VALUE, not '" + v + "'");
+      }
+      try {
+        if (flag == "--mime") {
+          o.files.mime.add(v.substr(0, eq), v.substr(eq + 1));
+        } else {
+          o.files.cache_control.emplace_back(v.substr(0, eq), v.substr(eq + 1));
+        }
+      } catch (const std::invalid_argument& e) {
+        bad_usage(std::string(flag) + ": " + e.what());
+      }
+    } else if (flag == "--file-cache-valid") {
+      const std::string v = value();
+      char* end = nullptr;
+      const double s = std::strtod(v.c_str(), &end);
+      if (end == v.c_str() || *end != '\0' || !(s >= 0) || s > 86400) {
+        bad_usage("--file-cache-valid takes seconds from 0 to 86400, not '" + v + "'");
+      }
+      o.files.cache_valid = std::chrono::duration_cast<lancer::clock::duration>(
+          std::chrono::duration<double>(s));
     } else if (flag == "--access-log") {
       o.access_log = value();
     } else if (flag == "--out-pid") {
@@ -331,11 +370,13 @@ int main(int argc, char** argv) {
     if (prefix.back() != '/') prefix += '/';
     prefixed.emplace_back(prefix, http::cgi_dir(prefix, dir));
   }
-  fs::path root;
+  std::optional<http::static_files> files;
   if (!o.root.empty()) {
-    std::error_code ec;
-    root = fs::canonical(o.root, ec);
-    if (ec || !fs::is_directory(root)) bad_usage("--root " + o.root + " is not a directory");
+    try {
+      files.emplace(o.root, o.files);
+    } catch (const std::exception&) {
+      bad_usage("--root " + o.root + " is not a directory");
+    }
   }
 
   access_log requests{o.access_log};
@@ -365,7 +406,7 @@ int main(int argc, char** argv) {
   };
 
   // The routes, shared by every worker (they hold no state of their own).
-  http::request_handler routes = [&root, &prefixed, &ws_echo](
+  http::request_handler routes = [&files, &prefixed, &ws_echo](
                                      lancer::connection& c, http::request& req, lancer::frame& f,
                                      lancer::pubframe& p) -> lancer::task<> {
     const std::string_view path = path_of(req.target());
@@ -382,8 +423,8 @@ int main(int argc, char** argv) {
     } else if (path == "/echo") {
       const auto body = co_await http::read_body(c, req);
       if (body) co_await http::respond(c, req, 200, "application/octet-stream", *body);
-    } else if (!root.empty()) {
-      co_await http::respond_file(c, req, root);
+    } else if (files) {
+      co_await (*files)(c, req);
     } else {
       co_await http::respond(c, req, 404, "text/plain", "Not Found\n");
     }

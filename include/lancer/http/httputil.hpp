@@ -108,6 +108,15 @@ void start_response(connection& c, request& req, unsigned status, std::string_vi
                     std::uint64_t length, const http::fields& fields);
 task<> send_chunk(connection& c, request& req, std::string_view piece);
 task<> end_chunked(connection& c, request& req);
+// Appends a piece of the body started with start_response or start_chunked, without sending
+// it yet: it leaves with the next flush, together with the responses pipelined behind it. For
+// pieces already in memory and small; send_chunk for the rest.
+void write_body(connection& c, request& req, std::string_view piece);
+// Sends `length` bytes of the open file `fd`, `offset` bytes in, as the next piece of the body
+// started with start_response or start_chunked: zero copy where the connection is a plain
+// socket (stream::send_file). Throws lancer::file_error, after aborting the connection, if the
+// file ends early (it shrank while being sent).
+task<> send_file(connection& c, request& req, int fd, std::uint64_t offset, std::uint64_t length);
 
 // A handler of one request at a time. It answers with respond().
 using request_handler = std::function<task<>(connection&, request&, frame&, pubframe&)>;
