@@ -352,7 +352,53 @@ bool scheduler::turn(run_mode mode) {
     deliver(s);
   since_poll_ += static_cast<std::uint32_t>(internal_.size());
   internal_.clear();
+  if (!after_turn_.empty()) [[unlikely]] {
+    run_after_turn();
+  }
   return true;
+}
+
+// --- after-turn callbacks -------------------------------------------------------------------
+
+scheduler::turn_callback_id scheduler::add_after_turn(turn_callback f) {
+  if (!f) throw std::logic_error("lancer::scheduler::add_after_turn: empty callback");
+  if (in_after_turn_) {
+    throw std::logic_error("lancer::scheduler::add_after_turn: called from an after-turn callback");
+  }
+  after_turn_.push_back({next_after_turn_id_, std::move(f)});
+  return next_after_turn_id_++;
+}
+
+void scheduler::remove_after_turn(turn_callback_id id) noexcept {
+  for (auto it = after_turn_.begin(); it != after_turn_.end(); ++it) {
+    if (it->id != id || !it->fn) continue;
+    if (in_after_turn_) {
+      it->fn = nullptr;  // the running loop skips it; erased once the loop ends
+      after_turn_holes_ = true;
+    } else {
+      after_turn_.erase(it);
+    }
+    return;
+  }
+}
+
+void scheduler::run_after_turn() noexcept {
+  in_after_turn_ = true;
+  for (after_turn_entry& e : after_turn_) {
+    if (!e.fn) continue;
+    try {
+      e.fn();
+    } catch (const std::exception& ex) {
+      log(log_level::error, "sched", "an after-turn callback threw: {}", ex.what());
+    } catch (...) {
+      log(log_level::error, "sched", "an after-turn callback threw a non-standard exception");
+    }
+  }
+  in_after_turn_ = false;
+  if (after_turn_holes_) {
+    std::erase_if(after_turn_, [](const after_turn_entry& e) { return !e.fn; });
+    after_turn_holes_ = false;
+  }
 }
 
 void scheduler::loop(run_mode mode) {

@@ -15,6 +15,7 @@
 
 #include "lancer/log.hpp"
 #include "lancer/sched/awaitables.hpp"
+#include "log_capture.hpp"
 
 using namespace std::chrono_literals;
 using lancer::scheduler;
@@ -423,4 +424,88 @@ TEST_CASE("stop from another OS thread ends run_forever") {
   s.run_forever();
   other.join();
   CHECK(s.live_threads() == 0);
+}
+
+TEST_CASE("after-turn callbacks run at the end of each turn that delivered, in order") {
+  scheduler s;
+  std::vector<std::string> events;
+  s.add_after_turn([&] { events.push_back("a" + std::to_string(s.stats().turns)); });
+  s.add_after_turn([&] { events.push_back("b" + std::to_string(s.stats().turns)); });
+  s.spawn([](std::vector<std::string>* ev) -> task<> {
+    ev->push_back("t1");  // turn 1
+    co_await lancer::wakeback_later();
+    ev->push_back("t2");  // turn 2
+  }(&events));
+  s.run();
+  CHECK(events == std::vector<std::string>{"t1", "a1", "b1", "t2", "a2", "b2"});
+  CHECK(s.stats().turns == 2);
+}
+
+TEST_CASE("an after-turn callback may push a signal (next turn) and remove callbacks") {
+  scheduler s;
+  std::vector<arrival> got;
+  const thread_id a = s.spawn(receive(1, &got));
+  int first_calls = 0;
+  int second_calls = 0;
+  scheduler::turn_callback_id second = 0;
+  const scheduler::turn_callback_id first = s.add_after_turn([&] {
+    if (++first_calls == 1) {
+      s.push(lancer::signal{a, signal_kind::value_ready, 0, 5, {}});
+      s.remove_after_turn(second);  // later in this very run: skipped already
+    }
+  });
+  second = s.add_after_turn([&] { ++second_calls; });
+  s.run();
+  REQUIRE(got.size() == 1);
+  CHECK(got[0].value == 5);
+  CHECK(got[0].turn == 2);
+  CHECK(first_calls == 2);
+  CHECK(second_calls == 0);
+  s.remove_after_turn(first);
+  s.remove_after_turn(first);  // again: a no-op
+  s.spawn([]() -> task<> { co_return; }());
+  s.run();
+  CHECK(first_calls == 2);
+}
+
+TEST_CASE("an after-turn callback that throws is logged and the scheduler carries on") {
+  lancer_test::log_capture logs;
+  scheduler s;
+  int calls = 0;
+  s.add_after_turn([&] {
+    ++calls;
+    throw std::runtime_error("disk on fire");
+  });
+  s.spawn([]() -> task<> { co_await lancer::wakeback_later(); }());
+  s.run();
+  CHECK(calls == 2);
+  CHECK(logs.contains("an after-turn callback threw: disk on fire"));
+}
+
+TEST_CASE("adding an after-turn callback from one, or an empty one, is refused") {
+  scheduler s;
+  bool refused = false;
+  s.add_after_turn([&] {
+    try {
+      s.add_after_turn([] {});
+    } catch (const std::logic_error&) {
+      refused = true;
+    }
+  });
+  s.spawn([]() -> task<> { co_return; }());
+  s.run();
+  CHECK(refused);
+  CHECK_THROWS_AS(s.add_after_turn({}), std::logic_error);
+}
+
+TEST_CASE("a turn that delivers nothing runs no after-turn callback") {
+  scheduler s{lancer::clock::manual()};
+  int calls = 0;
+  s.add_after_turn([&] { ++calls; });
+  s.run_until_idle();
+  s.advance(5s);
+  CHECK(calls == 0);
+  s.spawn([]() -> task<> { co_await lancer::sleep_for(1s); }());
+  s.run();
+  CHECK(calls == 2);  // the start, the wake-up
 }

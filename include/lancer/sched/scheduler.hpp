@@ -8,6 +8,7 @@
 //     push a signal for every timer that is due;   // in deadline order
 //     internal queue <- the whole public queue;    // a turn's work is fixed here
 //     for each signal in it: resume its target;    // what they push runs next turn
+//     run the after-turn callbacks;                // if any (add_after_turn)
 //   }
 //
 // Rules:
@@ -188,6 +189,23 @@ class scheduler {
   const scheduler_stats& stats() const noexcept { return stats_; }
   std::size_t live_threads() const noexcept { return live_; }
 
+  // --- After-turn callbacks ---------------------------------------------------------------
+  //
+  // For work that a turn's threads batch up and that should leave once the turn is over (an
+  // access log writes the lines of a whole turn with one write(2)). A callback runs on the
+  // scheduler's OS thread at the end of every turn that delivered signals, after the last
+  // delivery, outside any thread, in the order the callbacks were added. It may push signals
+  // (they run next turn) and remove callbacks (its own included); it may not add one. An
+  // exception from it is logged and dropped. With no callback a turn costs one test more.
+  using turn_callback = std::function<void()>;
+  using turn_callback_id = std::uint64_t;
+
+  // Adds `f`; returns its id for remove_after_turn. Owner's OS thread only; throws
+  // std::logic_error from inside a callback and for an empty `f`.
+  turn_callback_id add_after_turn(turn_callback f);
+  // Removes the callback `id`; a no-op for an id already removed. Owner's OS thread only.
+  void remove_after_turn(turn_callback_id id) noexcept;
+
   void set_error_handler(error_handler h) { on_error_ = std::move(h); }
   void set_check_handler(check_handler h) { on_check_ = std::move(h); }
 
@@ -283,6 +301,7 @@ class scheduler {
   void reap(std::uint32_t index);
   void report_error(thread_id id, const std::exception_ptr& error) noexcept;
   void report(std::string_view what);
+  void run_after_turn() noexcept;
   thread_slot* find(thread_id t) noexcept;
   const thread_slot* find(thread_id t) const noexcept;
 
@@ -324,6 +343,15 @@ class scheduler {
   error_handler on_error_;
   check_handler on_check_;
   std::vector<std::unique_ptr<local_base>> locals_;  // local<T>(), by type
+
+  struct after_turn_entry {
+    turn_callback_id id;
+    turn_callback fn;  // empty once removed while the callbacks ran
+  };
+  std::vector<after_turn_entry> after_turn_;  // add_after_turn(), in order
+  turn_callback_id next_after_turn_id_ = 1;
+  bool in_after_turn_ = false;     // the callbacks are running
+  bool after_turn_holes_ = false;  // an entry was removed while they ran
 };
 
 // --- run_until_complete ---------------------------------------------------------------------
