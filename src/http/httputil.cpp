@@ -453,6 +453,7 @@ struct io {
   // Starts reading a fresh request from what is buffered, without a coroutine frame.
   static beast::error_code begin(connection& c, request& req, const limits& lim) {
     req.conn_ = &c;
+    req.started_at_ = c.now();
     return parse(c, req, lim);
   }
 
@@ -467,6 +468,7 @@ struct io {
       const bool more = co_await wait_between(c, lim);
       if (!more) co_return false;
     }
+    req.started_at_ = c.now();
     co_return co_await read_header(c, req, lim);
   }
 

@@ -128,7 +128,7 @@ void request::reset() noexcept {
   keep_alive_ = true;
   header_size_ = body_in_buffer_ = 0;
   body_left_ = body_received_ = 0;
-  body_started_at_ = {};
+  started_at_ = body_started_at_ = {};
   body_started_ = body_done_ = switched_ = false;
   delete parser_;
   parser_ = nullptr;

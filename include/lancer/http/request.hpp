@@ -88,6 +88,9 @@ class request {
   std::uint64_t bytes_sent() const noexcept { return bytes_sent_; }
   // True once an upgrade switched the connection to another protocol (upgrade.hpp).
   bool switched() const noexcept { return switched_; }
+  // When reading the request began: the scheduler's time (see scheduler::now) when its first
+  // bytes were looked at. The start of an access log's request time.
+  clock::time_point started_at() const noexcept { return started_at_; }
 
  private:
   friend class detail::request_parser;
@@ -117,6 +120,7 @@ class request {
   std::size_t body_in_buffer_ = 0;       // body bytes kept right behind the header (fixed bodies)
   std::uint64_t body_left_ = 0;          // fixed body bytes not handed to the handler yet
   std::uint64_t body_received_ = 0;      // raw body bytes received so far (for the rate)
+  clock::time_point started_at_{};       // when reading the request began
   clock::time_point body_started_at_{};  // when the body's reading began
   bool body_started_ = false;            // the handler asked for (part of) the body
   bool body_done_ = false;               // the whole body has been read
