@@ -4,7 +4,8 @@
 // /ws is a WebSocket echo (each message comes back whole, text as text, binary as binary;
 // a plain request gets 426); everything else is a file under --root (GET and HEAD), or 404.
 // SIGINT and SIGTERM drain: stop accepting, let requests in flight finish (up to --drain
-// seconds), close idle keep-alive connections, exit 0. SIGHUP reopens the access log file.
+// seconds), close idle keep-alive connections, write the access log's last lines, exit 0.
+// SIGHUP writes the access log's buffered lines and reopens its file.
 #include <unistd.h>
 
 #include <boost/asio/signal_set.hpp>
@@ -24,6 +25,7 @@
 #include <vector>
 
 #include "lancer/core/forward.hpp"
+#include "lancer/http/access_log.hpp"
 #include "lancer/http/cgi.hpp"
 #include "lancer/http/files.hpp"
 #include "lancer/http/httputil.hpp"
@@ -65,8 +67,12 @@ constexpr const char* k_usage =
     "  --no-sendfile      send files through user space instead of sendfile(2)\n"
     "  --out-pid FILE     write the process id to FILE (removed at exit)\n"
     "  --log-level LEVEL  debug, info, warn, error or off (default info)\n"
-    "  --access-log FILE  one line per request, nginx's combined format, appended to FILE;\n"
-    "                     - for stdout, off for none (default -); SIGHUP reopens FILE\n"
+    "  --access-log FILE  one line per request, appended to FILE; - for stdout, off for\n"
+    "                     none (default -); lines are written in batches, at least once a\n"
+    "                     second; SIGHUP writes them and reopens FILE\n"
+    "  --access-log-format FORMAT\n"
+    "                     combined (nginx's, then the request time in seconds) or json\n"
+    "                     (one object per line); default combined\n"
     "  --drain SECONDS    on SIGINT/SIGTERM, how long requests in flight may take (default 10);\n"
     "                     the process exits within SECONDS + 0.1 s\n"
     "  --threads N        N worker threads, each with its own scheduler and listeners on\n"
@@ -90,6 +96,7 @@ struct options {
   http::static_options files;  // --root's
   std::string pid_file;
   std::string access_log = "-";
+  http::log_format access_log_format = http::log_format::combined;
   lancer::log_level level = lancer::log_level::info;
   int drain_seconds = 10;
   bool systemd = false;
@@ -166,6 +173,11 @@ options parse(int argc, char** argv) {
           std::chrono::duration<double>(s));
     } else if (flag == "--access-log") {
       o.access_log = value();
+    } else if (flag == "--access-log-format") {
+      const std::string v = value();
+      if (!http::parse_log_format(v, o.access_log_format)) {
+        bad_usage("--access-log-format takes combined or json, not '" + v + "'");
+      }
     } else if (flag == "--out-pid") {
       o.pid_file = value();
     } else if (flag == "--log-level") {
@@ -204,46 +216,6 @@ struct forward_rule {
 std::string_view path_of(std::string_view target) {
   return target.substr(0, target.find('?'));
 }
-
-// The access log: stdout, or a file opened for appending and reopened on SIGHUP (so that
-// log rotation can move it away).
-class access_log {
- public:
-  explicit access_log(std::string where) : where_(std::move(where)) { open(); }
-  ~access_log() { close(); }
-  access_log(const access_log&) = delete;
-  access_log& operator=(const access_log&) = delete;
-
-  bool enabled() const noexcept { return where_ != "off"; }
-  bool ok() const noexcept { return !enabled() || out_ != nullptr; }
-  const std::string& where() const noexcept { return where_; }
-
-  // Both may be called from any worker thread.
-  void reopen() {
-    std::lock_guard lock(mutex_);
-    close();
-    open();
-  }
-  void write(std::string_view line) {
-    std::lock_guard lock(mutex_);
-    if (out_ != nullptr) std::fwrite(line.data(), 1, line.size(), out_);
-  }
-
- private:
-  void open() {
-    if (where_ == "off") return;
-    out_ = where_ == "-" ? stdout : std::fopen(where_.c_str(), "a");
-    if (out_ != nullptr) std::setvbuf(out_, nullptr, _IOLBF, 0);  // whole lines, promptly
-  }
-  void close() {
-    if (out_ != nullptr && out_ != stdout) std::fclose(out_);
-    out_ = nullptr;
-  }
-
-  std::string where_;
-  std::mutex mutex_;  // guards out_ across worker threads
-  std::FILE* out_ = nullptr;
-};
 
 // After the drain deadline the core cuts off whatever is left; this is how long that may take
 // before the process stops anyway.
@@ -379,18 +351,17 @@ int main(int argc, char** argv) {
     }
   }
 
-  access_log requests{o.access_log};
-  if (!requests.ok()) bad_usage("cannot open --access-log " + o.access_log);
-  http::access_hook log_request;
-  if (requests.enabled()) {
-    log_request = [&requests](const lancer::connection& c, const http::request& req) {
-      thread_local std::string line;  // per worker; its capacity stays: no malloc per request
-      line.clear();
-      http::append_access_line(line, c, req);
-      line += '\n';
-      requests.write(line);
-    };
+  // Buffered per worker thread, written at the end of each scheduler turn.
+  std::unique_ptr<http::access_log> requests_owned;
+  try {
+    requests_owned = std::make_unique<http::access_log>(
+        o.access_log, http::access_log_options{.format = o.access_log_format});
+  } catch (const std::system_error&) {
+    bad_usage("cannot open --access-log " + o.access_log);
   }
+  http::access_log& requests = *requests_owned;
+  http::access_hook log_request;
+  if (requests.enabled()) log_request = requests.hook();
 
   // /ws: a WebSocket echo. ws::accept answers a request that is not a WebSocket handshake.
   const lancer::ws::options& ws_options = o.ws;
@@ -486,9 +457,10 @@ int main(int argc, char** argv) {
       [&](const boost::system::error_code& ec, int sig) {
         if (ec) return;
         if (sig == SIGHUP) {
-          requests.reopen();
-          lancer::log(lancer::log_level::info, "server", "SIGHUP: reopened the access log {}",
-                      requests.where());
+          if (requests.reopen()) {
+            lancer::log(lancer::log_level::info, "server", "SIGHUP: reopened the access log {}",
+                        requests.destination());
+          }
           signals.async_wait(on_signal);
           return;
         }
@@ -511,6 +483,7 @@ int main(int argc, char** argv) {
   first.sched.run_forever();
   for (std::size_t i = 1; i < workers.size(); ++i)
     workers[i]->os_thread.join();
+  requests.flush();  // every request answered has its line before the process ends
   if (!o.pid_file.empty()) fs::remove(o.pid_file);
   lancer::log(lancer::log_level::info, "server", "exiting");
   return 0;

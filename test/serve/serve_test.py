@@ -381,7 +381,7 @@ class FlagTests(unittest.TestCase):
         out = self.run_serve("--help")
         self.assertEqual(out.returncode, 0)
         for flag in [b"--listen", b"--root", b"--out-pid", b"--log-level", b"--drain",
-                     b"--ws-max-message", b"--ws-deflate"]:
+                     b"--ws-max-message", b"--ws-deflate", b"--access-log-format"]:
             self.assertIn(flag, out.stdout)
 
     def test_bad_flags_exit_2_with_one_line_and_the_usage(self):
@@ -392,7 +392,9 @@ class FlagTests(unittest.TestCase):
                            (["--root", "/no/such/dir"], b"is not a directory"),
                            (["--ws-max-message", "0"], b"--ws-max-message takes a byte count"),
                            (["--ws-max-message", "-5"], b"--ws-max-message takes a byte count"),
-                           (["--ws-max-message", "1k"], b"--ws-max-message takes a byte count")]:
+                           (["--ws-max-message", "1k"], b"--ws-max-message takes a byte count"),
+                           (["--access-log-format", "xml"], b"takes combined or json"),
+                           (["--access-log", "/no/such/dir/log"], b"cannot open --access-log")]:
             out = self.run_serve(*args)
             self.assertEqual(out.returncode, 2, args)
             self.assertIn(says, out.stderr.splitlines()[0], args)
@@ -407,10 +409,10 @@ class FlagTests(unittest.TestCase):
             self.addCleanup(c.close)
             c.request("GET", "/plaintext?q=1", headers={"User-Agent": 'tester "1"'})
             c.getresponse().read()
-            with open(log) as f:
-                line = f.read().strip()
+            line = wait_lines(log, 1)[0]
             self.assertRegex(line, r'^127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] '
-                                   r'"GET /plaintext\?q=1 HTTP/1\.1" 200 13 "-" "tester \\x221\\x22"$')
+                                   r'"GET /plaintext\?q=1 HTTP/1\.1" 200 13 "-" "tester \\x221\\x22" '
+                                   r'\d+\.\d{3}$')
             os.rename(log, log + ".1")  # rotation moves the file away...
             s.proc.send_signal(signal.SIGHUP)  # ...and SIGHUP makes the server open a new one
             deadline = time.time() + 10
@@ -418,8 +420,7 @@ class FlagTests(unittest.TestCase):
                 time.sleep(0.02)
             c.request("GET", "/nope")
             c.getresponse().read()
-            with open(log) as f:
-                self.assertIn('"GET /nope HTTP/1.1" 404 10', f.read())
+            self.assertIn('"GET /nope HTTP/1.1" 404 10', wait_lines(log, 1)[0])
         finally:
             self.assertEqual(s.stop(), 0)
 
@@ -703,6 +704,154 @@ def read_response(sock):
         return head, body
     except (ConnectionResetError, BrokenPipeError):
         return None
+
+
+def wait_lines(path, n, timeout=5.0):
+    """The lines of `path` once it holds at least `n` (the access log writes in batches, at
+    least once a second), or what it holds at the timeout."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            with open(path, "rb") as f:
+                lines = f.read().decode(errors="replace").splitlines()
+        except FileNotFoundError:
+            lines = []
+        if len(lines) >= n or time.time() > deadline:
+            return lines
+        time.sleep(0.02)
+
+
+COMBINED_LINE = re.compile(
+    r'^127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] '
+    r'"GET /plaintext\?n=\d+ HTTP/1\.1" 200 13 "-" "-" \d+\.\d{3}$')
+
+
+class AccessLogTests(unittest.TestCase):
+    """The access log over real sockets and signals: several worker threads write into one
+    file, whole lines only; SIGTERM loses no line; SIGHUP rotation loses none either."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="lancer-access-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        self.log = os.path.join(self.dir, "access.log")
+
+    @staticmethod
+    def client(port, counter, stop, total=None, depth=1):
+        """Sends /plaintext requests over one keep-alive connection, `depth` at a time
+        (pipelined), until `stop` is set or `total` were answered; adds what was sent and
+        answered to `counter` (a dict guarded by its 'lock')."""
+        sent = answered = 0
+        try:
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        except OSError:
+            return
+        buf = b""
+        with sock:
+            while not stop.is_set() and (total is None or answered < total):
+                k = depth if total is None else min(depth, total - answered)
+                try:
+                    sock.sendall(b"".join(b"GET /plaintext?n=%d HTTP/1.1\r\nHost: x\r\n\r\n"
+                                          % (sent + i) for i in range(k)))
+                except OSError:
+                    break
+                sent += k
+                got = 0
+                while got < k:
+                    n = buf.count(b"Hello, World!")
+                    if n:
+                        got += n
+                        buf = buf[buf.rfind(b"Hello, World!") + 13:]
+                        continue
+                    try:
+                        chunk = sock.recv(65536)
+                    except OSError:
+                        chunk = b""
+                    if not chunk:
+                        break
+                    buf += chunk
+                answered += got
+                if got < k:
+                    break
+        with counter["lock"]:
+            counter["sent"] += sent
+            counter["answered"] += answered
+
+    def run_clients(self, port, kinds, stop, total=None):
+        counter = {"lock": threading.Lock(), "sent": 0, "answered": 0}
+        threads = [threading.Thread(target=self.client, args=(port, counter, stop, total, d))
+                   for d in kinds]
+        for t in threads:
+            t.start()
+        return counter, threads
+
+    def test_n_requests_n_lines_after_sigterm_from_two_threads(self):
+        s = Server("--access-log", self.log, "--threads", "2")
+        stop = threading.Event()
+        counter, threads = self.run_clients(s.port, [1, 1, 1, 16, 16, 4, 4, 1], stop, total=300)
+        for t in threads:
+            t.join(timeout=60)
+        self.assertEqual(counter["answered"], 8 * 300)
+        self.assertEqual(s.stop(), 0)  # SIGTERM at once: the last batches are written at exit
+        with open(self.log, "rb") as f:
+            text = f.read().decode()
+        self.assertTrue(text.endswith("\n"))
+        lines = text.splitlines()
+        self.assertEqual(len(lines), 8 * 300)
+        for line in lines:
+            self.assertRegex(line, COMBINED_LINE)  # whole lines: none torn or interleaved
+
+    def test_sigterm_under_load_loses_no_json_line(self):
+        import json
+        s = Server("--access-log", self.log, "--access-log-format", "json", "--threads", "2",
+                   "--drain", "5")
+        stop = threading.Event()
+        counter, threads = self.run_clients(s.port, [1] * 6 + [16] * 4, stop)
+        time.sleep(1.0)
+        s.proc.send_signal(signal.SIGTERM)
+        code = s.proc.wait(timeout=20)
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+        self.assertEqual(s.stop(), 0)
+        self.assertEqual(code, 0)
+        with open(self.log, "rb") as f:
+            lines = f.read().decode().splitlines()
+        for line in lines:
+            o = json.loads(line)
+            self.assertEqual((o["method"], o["status"], o["bytes_sent"]), ("GET", 200, 13))
+            self.assertGreaterEqual(o["request_time"], 0)
+        print(f"\naccess log at SIGTERM under load: {counter['answered']} answered, "
+              f"{len(lines)} lines, {counter['sent']} sent", file=sys.stderr)
+        self.assertGreater(counter["answered"], 1000)
+        # Every answer the clients read has its line; no line for a request never sent.
+        self.assertGreaterEqual(len(lines), counter["answered"])
+        self.assertLessEqual(len(lines), counter["sent"])
+
+    def test_sighup_rotation_under_load_loses_no_line(self):
+        s = Server("--access-log", self.log, "--threads", "2")
+        stop = threading.Event()
+        counter, threads = self.run_clients(s.port, [1] * 4 + [16] * 2, stop)
+        time.sleep(0.5)
+        os.rename(self.log, self.log + ".1")
+        s.proc.send_signal(signal.SIGHUP)
+        deadline = time.time() + 10
+        while not os.path.exists(self.log) and time.time() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.5)
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+        self.assertEqual(s.stop(), 0)
+        with open(self.log + ".1", "rb") as f:
+            old = f.read().decode().splitlines()
+        new = wait_lines(self.log, 1)
+        print(f"\naccess log rotated under load: {len(old)} lines before, {len(new)} after",
+              file=sys.stderr)
+        self.assertGreater(len(old), 0)
+        self.assertGreater(len(new), 0)
+        self.assertEqual(len(old) + len(new), counter["answered"])
+        for line in old + new:
+            self.assertRegex(line, COMBINED_LINE)
 
 
 class DrainTests(unittest.TestCase):
