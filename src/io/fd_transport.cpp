@@ -167,8 +167,12 @@ void fd_transport::write_now() {
     }
   }
   const std::string_view out = s.outbound().view();
+  // A file region follows (a response head before its body): MSG_MORE lets the kernel put
+  // the head in the same segments as the file's first bytes, which sendfile then pushes.
+  const sink::file_region* next = s.outbound_file();
+  const int flags = MSG_NOSIGNAL | (next != nullptr && next->left > 0 ? MSG_MORE : 0);
   for (;;) {
-    const ssize_t n = kind_ == kind::socket ? ::send(fd_, out.data(), out.size(), MSG_NOSIGNAL)
+    const ssize_t n = kind_ == kind::socket ? ::send(fd_, out.data(), out.size(), flags)
                                             : ::write(fd_, out.data(), out.size());
     if (n >= 0) {
       // All of it, or part: the sink asks again for the rest, and a write that cannot take
