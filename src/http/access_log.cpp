@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -73,21 +74,32 @@ std::size_t utf8_sequence(std::string_view s) noexcept {
   return n;
 }
 
+// Bytes a line cannot take as they are: control characters, '"', the backslash, DEL and
+// everything from 0x80 up (both formats look at each of these).
+constexpr std::array<bool, 256> k_special = [] {
+  std::array<bool, 256> t{};
+  for (int b = 0; b < 256; ++b)
+    t[static_cast<std::size_t>(b)] = b < 0x20 || b == '"' || b == '\\' || b >= 0x7f;
+  return t;
+}();
+
+// How many bytes from `i` on need no escape.
+std::size_t plain_run(std::string_view v, std::size_t i) noexcept {
+  std::size_t j = i;
+  while (j < v.size() && !k_special[static_cast<unsigned char>(v[j])])
+    ++j;
+  return j - i;
+}
+
 // Appends `v` as a JSON string, quotes included.
 void append_json_string(std::string& out, std::string_view v) {
   static constexpr char k_hex[] = "0123456789abcdef";
   out += '"';
   std::size_t i = 0;
   while (i < v.size()) {
-    // A run of plain ASCII is copied at once.
-    std::size_t j = i;
-    while (j < v.size()) {
-      const auto b = static_cast<unsigned char>(v[j]);
-      if (b < 0x20 || b == '"' || b == '\\' || b >= 0x7f) break;
-      ++j;
-    }
-    out.append(v.data() + i, j - i);
-    i = j;
+    const std::size_t run = plain_run(v, i);  // plain ASCII is copied at once
+    out.append(v.data() + i, run);
+    i += run;
     if (i == v.size()) break;
     const auto b = static_cast<unsigned char>(v[i]);
     if (b >= 0x80) {
@@ -143,36 +155,104 @@ std::string_view remote_addr(const connection& c) {
   return peer;
 }
 
-// The local time in ISO 8601 with the UTC offset ("2026-11-22T01:40:00+01:00"), formatted at
-// most once a second per OS thread. The scheduler's wall clock: a manual clock gives the same
-// time in every run.
-std::string_view iso_time() {
-  thread_local std::time_t shown = -1;
-  thread_local char text[40] = {};
-  thread_local std::size_t len = 0;
+// The wall-clock second for a line. On a steady clock the system clock is read only when the
+// scheduler's time (read once per turn) says the second may have changed: not once per line.
+// A manual clock gives its own wall time, the same in every run.
+std::time_t wall_second(const connection& c) {
   const scheduler* sched = scheduler::current();
-  const std::time_t now = sched != nullptr && sched->clock().is_manual()
-                              ? std::chrono::system_clock::to_time_t(sched->clock().wall_now())
-                              : std::time(nullptr);
-  if (now != shown) {
+  if (sched == nullptr) return std::time(nullptr);
+  if (sched->clock().is_manual()) {
+    return std::chrono::system_clock::to_time_t(sched->clock().wall_now());
+  }
+  thread_local clock::time_point next_check{};
+  thread_local std::time_t second = 0;
+  const clock::time_point now = c.now();
+  if (now >= next_check) {
+    const auto wall = std::chrono::system_clock::now();
+    second = std::chrono::system_clock::to_time_t(wall);
+    const auto into = wall - std::chrono::system_clock::from_time_t(second);  // [0, 1 s)
+    next_check = now + std::chrono::duration_cast<clock::duration>(std::chrono::seconds(1) - into);
+  }
+  return second;
+}
+
+// The local time of `second` as the formats write it, formatted once a second per OS thread:
+// [0] nginx's "22/Nov/2026:01:40:00 +0100", [1] ISO 8601's "2026-11-22T01:40:00+01:00".
+struct shown_time {
+  std::time_t second = -1;
+  char text[2][40] = {};
+  std::size_t len[2] = {};
+};
+const shown_time& local_time(std::time_t second) {
+  thread_local shown_time t;
+  if (second != t.second) {
     std::tm tm{};
-    localtime_r(&now, &tm);
-    len = std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S%z", &tm);
+    localtime_r(&second, &tm);
+    t.len[0] = std::strftime(t.text[0], sizeof t.text[0], "%d/%b/%Y:%H:%M:%S %z", &tm);
+    char* iso = t.text[1];
+    std::size_t len = std::strftime(iso, sizeof t.text[1], "%Y-%m-%dT%H:%M:%S%z", &tm);
     if (len >= 5) {  // +hhmm -> +hh:mm
-      text[len + 1] = '\0';
-      text[len] = text[len - 1];
-      text[len - 1] = text[len - 2];
-      text[len - 2] = ':';
+      iso[len + 1] = '\0';
+      iso[len] = iso[len - 1];
+      iso[len - 1] = iso[len - 2];
+      iso[len - 2] = ':';
       ++len;
     }
-    shown = now;
+    t.len[1] = len;
+    t.second = second;
   }
-  return {text, len};
+  return t;
+}
+
+// Appends `v` with '"', a backslash, control characters and bytes from 0x7f up written as
+// \xHH, as http::append_access_line does: client text cannot break the line's quoting.
+void append_clean(std::string& out, std::string_view v) {
+  static constexpr char k_hex[] = "0123456789ABCDEF";
+  std::size_t i = 0;
+  while (i < v.size()) {
+    const std::size_t j = i + plain_run(v, i);
+    out.append(v.data() + i, j - i);
+    if (j == v.size()) break;
+    const auto b = static_cast<unsigned char>(v[j]);
+    const char esc[4] = {'\\', 'x', k_hex[b >> 4], k_hex[b & 0xf]};
+    out.append(esc, 4);
+    i = j + 1;
+  }
+}
+
+// nginx's combined format, then the request time; the same line as http::append_access_line
+// plus the time, without a format string to parse per line.
+void append_combined(std::string& out, const connection& c, const request& req) {
+  const shown_time& t = local_time(wall_second(c));
+  out += remote_addr(c);
+  out += " - - [";
+  out.append(t.text[0], t.len[0]);
+  out += "] \"";
+  append_clean(out, req.method());
+  out += ' ';
+  append_clean(out, req.target());
+  out += " HTTP/";
+  out += static_cast<char>('0' + req.version() / 10);
+  out += '.';
+  out += static_cast<char>('0' + req.version() % 10);
+  out += "\" ";
+  append_number(out, req.response_status());
+  out += ' ';
+  append_number(out, req.bytes_sent());
+  out += " \"";
+  const std::string_view referer = req.headers().get("Referer");
+  append_clean(out, referer.empty() ? "-" : referer);
+  out += "\" \"";
+  const std::string_view agent = req.headers().get("User-Agent");
+  append_clean(out, agent.empty() ? "-" : agent);
+  out += "\" ";
+  append_seconds(out, request_millis(c, req));
 }
 
 void append_json(std::string& out, const connection& c, const request& req) {
+  const shown_time& t = local_time(wall_second(c));
   out += "{\"time\":\"";
-  out += iso_time();
+  out.append(t.text[1], t.len[1]);
   out += "\",\"remote_addr\":";
   append_json_string(out, remote_addr(c));
   out += ",\"method\":";
@@ -216,9 +296,7 @@ void append_log_line(std::string& out, log_format f, const connection& c, const 
     append_json(out, c, req);
     return;
   }
-  append_access_line(out, c, req);
-  out += ' ';
-  append_seconds(out, request_millis(c, req));
+  append_combined(out, c, req);
 }
 
 // --- the log --------------------------------------------------------------------------------

@@ -269,3 +269,29 @@ TEST_CASE("access_log: failed writes give one warning, not one per line, and no 
     warnings += l.find("writing to /dev/full failed") != std::string::npos ? 1 : 0;
   CHECK(warnings == 1);
 }
+
+TEST_CASE("access_log: the combined line is http::access_line and the request time") {
+  std::vector<std::pair<std::string, std::string>> got;  // (access_line, combined)
+  lancer::scheduler sched{lancer::clock::manual()};
+  lancer::server srv{sched,
+                     http::serve(hello, {}, [&](const connection& c, const http::request& req) {
+                       std::string line;
+                       http::append_log_line(line, http::log_format::combined, c, req);
+                       got.emplace_back(http::access_line(c, req), line);
+                     })};
+  lancer::fake_source fake;
+  srv.attach_source(fake);
+  srv.run();
+  fake_client c = fake.connect();
+  c.exchange(
+      "GET /a%22b?c=\"\\ HTTP/1.1\r\nHost: h\r\nReferer: r\"\\\r\nUser-Agent: "
+      "\xc3\xa9\x80\tz\r\n\r\n"
+      "HEAD / HTTP/1.0\r\n\r\n");
+  REQUIRE(got.size() == 2);
+  // The same line but for the time, which follows the scheduler's (here manual) clock.
+  for (const auto& [plain, combined] : got) {
+    CHECK(combined.substr(0, combined.find('[')) == plain.substr(0, plain.find('[')));
+    CHECK(combined.substr(combined.find(']')) == plain.substr(plain.find(']')) + " 0.000");
+  }
+  CHECK(got[0].second.find("\"r\\x22\\x5C\" \"\\xC3\\xA9\\x80\\x09z\"") != std::string::npos);
+}
