@@ -633,6 +633,44 @@ class ZeroCopyTests(ServerTest):
         s = self.server("--no-sendfile", unix=True)
         self.check_curl(s)
 
+    def check_clients_that_leave_mid_body(self, s):
+        """Clients that read part of the file and close, half of them with their receive
+        buffers emptied first (a FIN: the server's next send meets a closed peer, EPIPE, and
+        SIGPIPE unless it is ignored), half not (a reset): the server lives on and serves the
+        next request."""
+        for i in range(40):
+            sock = s.socket()
+            try:
+                sock.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+                status, _, rest = read_head(sock)
+                self.assertEqual(status, 200)
+                got = len(rest)
+                while got < (i % 5 + 1) * 256 * 1024:
+                    more = sock.recv(65536)
+                    self.assertTrue(more, "closed early")
+                    got += len(more)
+                sock.setblocking(False)
+                try:  # empty the receive buffer: close() then sends a FIN, not a reset
+                    while i % 2 and sock.recv(1 << 20):
+                        pass
+                except BlockingIOError:
+                    pass
+            finally:
+                sock.close()
+            time.sleep(0.02)
+        time.sleep(0.3)
+        self.assertIsNone(s.proc.poll(), f"lancer-serve died: exit {s.proc.returncode}")
+        self.assertEqual(s.get("/small.txt")[:3:2], (200, b"small"))
+
+    def test_clients_that_leave_mid_body_with_sendfile(self):
+        self.check_clients_that_leave_mid_body(self.server())
+
+    def test_clients_that_leave_mid_body_with_the_buffered_path(self):
+        self.check_clients_that_leave_mid_body(self.server("--no-sendfile"))
+
+    def test_clients_that_leave_mid_body_over_a_unix_socket(self):
+        self.check_clients_that_leave_mid_body(self.server(unix=True))
+
     def test_ranges_of_the_big_file_with_curl(self):
         s = self.server()
         for spec, a, b in [("0-65535", 0, 65535), (f"{40 * MIB}-{41 * MIB - 1}", 40 * MIB,
