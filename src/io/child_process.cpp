@@ -16,6 +16,7 @@
 
 #include "io/detail/fd_transport.hpp"
 #include "io/detail/poll_set.hpp"
+#include "io/detail/sigpipe.hpp"
 #include "lancer/io/asio.hpp"
 
 namespace lancer {
@@ -66,14 +67,7 @@ int status_of(const siginfo_t& info) noexcept {
 
 child_process child_process::spawn(std::vector<std::string> argv, const child_options& options) {
   if (argv.empty()) throw std::invalid_argument("lancer::child_process::spawn: no program");
-  // A write to a pipe whose reader is gone must fail with EPIPE (a stream error), not kill
-  // the process with SIGPIPE. Sockets are written with MSG_NOSIGNAL; pipes have no such flag.
-  static const bool sigpipe_ignored = [] {
-    struct sigaction ignore {};
-    ignore.sa_handler = SIG_IGN;
-    return ::sigaction(SIGPIPE, &ignore, nullptr) == 0;
-  }();
-  (void)sigpipe_ignored;
+  detail::ignore_sigpipe();  // a write to a stdin pipe the child closed fails with EPIPE
   scheduler* sched = scheduler::current();
   if (sched == nullptr) throw std::logic_error("lancer::child_process::spawn: no scheduler here");
   const std::string& program = argv[0];

@@ -17,6 +17,8 @@
 
 #include <fmt/format.h>
 
+#include "io/detail/sigpipe.hpp"
+
 namespace lancer::detail {
 
 namespace {
@@ -193,6 +195,7 @@ void fd_transport::write_now() {
 }
 
 void fd_transport::send_file_now(sink::file_region& f) {
+  ignore_sigpipe();  // sendfile(2) has no MSG_NOSIGNAL: a peer that left must give EPIPE
   sink& s = *sink_;
   bool sent = false;  // some bytes went: report them even if the socket is full now
   while (f.left != 0) {

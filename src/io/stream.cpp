@@ -329,9 +329,10 @@ void stream::fail_file(int err, std::uint64_t offset) {
   const std::error_code code = early ? std::make_error_code(std::errc::io_error)
                                      : std::error_code(err, std::generic_category());
   abort(code);
-  throw file_error(code, name() +
-                             (early ? ": the file ended at byte " : ": reading the file at byte ") +
-                             std::to_string(offset) + (early ? ", before its length" : " failed"));
+  throw file_error(code,
+                   name() + (early ? ": the file ended at byte " : ": reading the file at byte ") +
+                       std::to_string(offset) +
+                       (early ? ", before its length (it shrank while being sent)" : " failed"));
 }
 
 task<> stream::send_file(int fd, std::uint64_t offset, std::uint64_t length) {
