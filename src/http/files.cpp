@@ -1,6 +1,7 @@
 #include "lancer/http/files.hpp"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -361,6 +362,17 @@ bool out_of_descriptors(int err) noexcept {
   return err == EMFILE || err == ENFILE;
 }
 
+// Descriptors a file open leaves free, as the listeners leave some (they stop accepting
+// earlier still): a log file, a sanitizer's runtime, a signal pipe still find one.
+constexpr rlim_t k_fd_reserve = 4;
+
+// Whether `fd`, just opened, eats into that reserve.
+bool in_reserve(int fd) noexcept {
+  rlimit r{};
+  return ::getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur != RLIM_INFINITY &&
+         static_cast<rlim_t>(fd) + k_fd_reserve >= r.rlim_cur;
+}
+
 found from_errno(int err) noexcept {
   if (err == EACCES || err == EPERM) return found::forbidden;
   if (out_of_descriptors(err)) return found::exhausted;
@@ -539,6 +551,11 @@ rep_ptr load(const state& s, const fs::path& path, const struct stat& st, const 
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) {
     err = errno;
+    return nullptr;
+  }
+  if (in_reserve(fd)) {
+    ::close(fd);
+    err = EMFILE;
     return nullptr;
   }
   auto rep = std::make_shared<representation>();
