@@ -26,6 +26,10 @@ struct free_list {
 
 // Trivially destructible, so reading it costs no TLS guard on the hot path.
 thread_local constinit std::array<free_list, frame_pool::k_classes> t_lists{};
+// Powers of two from 8 KiB to k_max_large.
+constexpr std::size_t k_large_classes = 6;
+static_assert(frame_pool::k_max_large == (std::size_t{8192} << (k_large_classes - 1)));
+thread_local constinit std::array<free_list, k_large_classes> t_large{};
 thread_local constinit frame_pool_stats t_stats{};
 
 // Gives the cached blocks back when the OS thread exits. Touched only on the slow path.
@@ -38,10 +42,29 @@ constexpr std::size_t class_of(std::size_t size) noexcept {
   return (size + frame_pool::k_granule - 1) / frame_pool::k_granule - 1;
 }
 
+// The large list for `size`, or null if blocks of that size are not kept.
+free_list* large_list(std::size_t size) noexcept {
+  if (size < 8192 || size > frame_pool::k_max_large || (size & (size - 1)) != 0) return nullptr;
+  return &t_large[static_cast<std::size_t>(__builtin_ctzll(size)) - 13];
+}
+
 }  // namespace
 
 void* frame_pool::allocate(std::size_t size) {
-  if (size == 0 || size > k_max_pooled) {
+  if (size > k_max_pooled) {
+    if (free_list* list = large_list(size); list != nullptr && list->head != nullptr) {
+      free_block* b = list->head;
+      LANCER_UNPOISON(b, size);
+      list->head = b->next;
+      list->bytes -= size;
+      ++t_stats.pool_hits;
+      return b;
+    }
+    (void)&t_reaper;
+    ++t_stats.system_allocations;
+    return ::operator new(size);
+  }
+  if (size == 0) {
     ++t_stats.system_allocations;
     return ::operator new(size);
   }
@@ -61,7 +84,21 @@ void* frame_pool::allocate(std::size_t size) {
 
 void frame_pool::deallocate(void* block, std::size_t size) noexcept {
   if (block == nullptr) return;
-  if (size == 0 || size > k_max_pooled) {
+  if (size > k_max_pooled) {
+    free_list* list = large_list(size);
+    if (list != nullptr && list->bytes + size <= k_max_cached_large) {
+      auto* b = static_cast<free_block*>(block);
+      b->next = list->head;
+      list->head = b;
+      list->bytes += size;
+      LANCER_POISON(b, size);
+      return;
+    }
+    ++t_stats.system_frees;
+    ::operator delete(block);
+    return;
+  }
+  if (size == 0) {
     ++t_stats.system_frees;
     ::operator delete(block);
     return;
@@ -86,6 +123,8 @@ frame_pool_stats frame_pool::stats() noexcept {
   s.cached_bytes = 0;  // summed here, not kept on every allocation
   for (const free_list& list : t_lists)
     s.cached_bytes += list.bytes;
+  for (const free_list& list : t_large)
+    s.cached_bytes += list.bytes;
   return s;
 }
 
@@ -94,6 +133,16 @@ void frame_pool::trim() noexcept {
     free_list& list = t_lists[cls];
     while (free_block* b = list.head) {
       LANCER_UNPOISON(b, (cls + 1) * k_granule);
+      list.head = b->next;
+      ::operator delete(b);
+      ++t_stats.system_frees;
+    }
+    list.bytes = 0;
+  }
+  for (std::size_t k = 0; k < k_large_classes; ++k) {
+    free_list& list = t_large[k];
+    while (free_block* b = list.head) {
+      LANCER_UNPOISON(b, std::size_t{8192} << k);
       list.head = b->next;
       ::operator delete(b);
       ++t_stats.system_frees;

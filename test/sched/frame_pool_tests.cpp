@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <new>
+#include <vector>
 
 #include "counting_new.hpp"
 #include "lancer/sched.hpp"
@@ -30,6 +31,40 @@ TEST_CASE("frames over the pooled size go straight to the system") {
   frame_pool::deallocate(big, frame_pool::k_max_pooled + 1);
   CHECK(frame_pool::stats().system_allocations == before.system_allocations + 1);
   CHECK(frame_pool::stats().system_frees == before.system_frees + 1);
+}
+
+TEST_CASE("a power-of-two block from 8 KiB to 256 KiB is kept for the next one of its size") {
+  for (std::size_t size = 8192; size <= frame_pool::k_max_large; size *= 2) {
+    CAPTURE(size);
+    void* a = frame_pool::allocate(size);
+    static_cast<char*>(a)[size - 1] = 'x';  // the whole block is usable
+    frame_pool::deallocate(a, size);
+    const auto before = frame_pool::stats();
+    void* b = frame_pool::allocate(size);
+    CHECK(b == a);
+    CHECK(frame_pool::stats().pool_hits == before.pool_hits + 1);
+    CHECK(frame_pool::stats().system_allocations == before.system_allocations);
+    frame_pool::deallocate(b, size);
+  }
+  // Beyond the largest size, or not a power of two: the system's.
+  for (const std::size_t size : {frame_pool::k_max_large * 2, std::size_t{12288}}) {
+    CAPTURE(size);
+    const auto before = frame_pool::stats();
+    frame_pool::deallocate(frame_pool::allocate(size), size);
+    CHECK(frame_pool::stats().system_allocations == before.system_allocations + 1);
+    CHECK(frame_pool::stats().system_frees == before.system_frees + 1);
+  }
+  // Each size keeps at most k_max_cached_large bytes.
+  std::vector<void*> blocks;
+  const std::size_t size = frame_pool::k_max_large;
+  for (std::size_t i = 0; i < frame_pool::k_max_cached_large / size + 2; ++i)
+    blocks.push_back(frame_pool::allocate(size));
+  const auto before = frame_pool::stats();
+  for (void* b : blocks)
+    frame_pool::deallocate(b, size);
+  CHECK(frame_pool::stats().system_frees >= before.system_frees + 2);
+  frame_pool::trim();
+  CHECK(frame_pool::stats().cached_bytes == 0);
 }
 
 TEST_CASE("trim gives every cached frame back") {

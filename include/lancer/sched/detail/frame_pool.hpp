@@ -2,11 +2,13 @@
 //
 // Frames are rounded up to a 16-byte size class (malloc's own granule) and, when freed, kept on
 // that class's free list for the next frame of the same class. Steady-state spawn-and-finish
-// therefore calls no malloc. Frames over 4 KiB go straight to operator new. Each class keeps at
-// most `k_max_cached_bytes` so a burst of 100k connections does not pin its memory forever; the
-// rest goes back to the system. Freeing a frame on another OS thread is allowed: the block simply
-// joins that thread's pool. Under AddressSanitizer a cached block is poisoned, so a use after
-// free is still reported.
+// therefore calls no malloc. Larger blocks whose size is a power of two up to 256 KiB (a
+// connection buffer that doubled: a pipelined batch of responses, a body) have a free list per
+// size too, holding at most `k_max_cached_large` bytes each; other sizes go straight to
+// operator new. Each small class keeps at most `k_max_cached_bytes` so a burst of 100k
+// connections does not pin its memory forever; the rest goes back to the system. Freeing a frame on
+// another OS thread is allowed: the block simply joins that thread's pool. Under AddressSanitizer a
+// cached block is poisoned, so a use after free is still reported.
 #pragma once
 
 #include <cstddef>
@@ -27,6 +29,8 @@ class frame_pool {
   static constexpr std::size_t k_max_pooled = 4096;
   static constexpr std::size_t k_classes = k_max_pooled / k_granule;
   static constexpr std::size_t k_max_cached_bytes = std::size_t{8} << 20;  // per class
+  static constexpr std::size_t k_max_large = 256 * 1024;  // largest power of two kept
+  static constexpr std::size_t k_max_cached_large = std::size_t{1} << 20;  // per large size
 
   // Returns a block of at least `size` bytes. Throws std::bad_alloc like operator new.
   static void* allocate(std::size_t size);
