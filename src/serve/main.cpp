@@ -17,7 +17,6 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -169,8 +168,8 @@ options parse(int argc, char** argv) {
       if (end == v.c_str() || *end != '\0' || !(s >= 0) || s > 86400) {
         bad_usage("--file-cache-valid takes seconds from 0 to 86400, not '" + v + "'");
       }
-      o.files.cache_valid = std::chrono::duration_cast<lancer::clock::duration>(
-          std::chrono::duration<double>(s));
+      o.files.cache_valid =
+          std::chrono::duration_cast<lancer::clock::duration>(std::chrono::duration<double>(s));
     } else if (flag == "--access-log") {
       o.access_log = value();
     } else if (flag == "--access-log-format") {
