@@ -428,6 +428,26 @@ TEST_CASE("the open-file cache sees a changed, replaced or removed file once its
   CHECK(status_of(at_once.get("/a.txt")) == 404);
 }
 
+TEST_CASE("a full open-file cache drops its least recently used entries first") {
+  http::static_options o;
+  o.cache_entries = 4;
+  bed b(o);
+  for (int i = 0; i < 5; ++i)
+    write_file(b.files.root / ("f" + std::to_string(i)), "v1");
+  for (const char* f : {"/f0", "/f1", "/f2", "/f3", "/f0", "/f4"})  // f0 used again: kept
+    CHECK(body_of(b.get(f)) == "v1");
+  for (int i = 0; i < 5; ++i)
+    std::ofstream(b.files.root / ("f" + std::to_string(i)), std::ios::trunc) << "v2";
+  // No time passed: an entry still held is trusted (the old bytes), a dropped one is read anew.
+  CHECK(body_of(b.get("/f0")) == "v1");
+  CHECK(body_of(b.get("/f4")) == "v1");
+  CHECK(body_of(b.get("/f1")) == "v2");
+  // Many misses in a row keep it bounded and correct.
+  for (int i = 0; i < 200; ++i)
+    CHECK(status_of(b.get("/missing" + std::to_string(i))) == 404);
+  CHECK(body_of(b.get("/digits.txt")) == "0123456789");
+}
+
 TEST_CASE("a large file goes out whole through the fake source, to a slow reader too") {
   http::static_options o;
   o.in_memory = 1024;  // digits.txt stays in memory, big.bin does not
