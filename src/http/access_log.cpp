@@ -205,7 +205,7 @@ const shown_time& local_time(std::time_t second) {
 }
 
 // Appends `v` with '"', a backslash, control characters and bytes from 0x7f up written as
-// \xHH, as http::append_access_line does: client text cannot break the line's quoting.
+// \xHH: client text cannot break the line's quoting.
 void append_clean(std::string& out, std::string_view v) {
   static constexpr char k_hex[] = "0123456789ABCDEF";
   std::size_t i = 0;
@@ -220,9 +220,9 @@ void append_clean(std::string& out, std::string_view v) {
   }
 }
 
-// nginx's combined format, then the request time; the same line as http::append_access_line
-// plus the time, without a format string to parse per line.
-void append_combined(std::string& out, const connection& c, const request& req) {
+}  // namespace
+
+void append_access_line(std::string& out, const connection& c, const request& req) {
   const shown_time& t = local_time(wall_second(c));
   out += remote_addr(c);
   out += " - - [";
@@ -245,7 +245,21 @@ void append_combined(std::string& out, const connection& c, const request& req) 
   out += "\" \"";
   const std::string_view agent = req.headers().get("User-Agent");
   append_clean(out, agent.empty() ? "-" : agent);
-  out += "\" ";
+  out += '"';
+}
+
+std::string access_line(const connection& c, const request& req) {
+  std::string out;
+  append_access_line(out, c, req);
+  return out;
+}
+
+namespace {
+
+// nginx's combined format (append_access_line), then the request time.
+void append_combined(std::string& out, const connection& c, const request& req) {
+  append_access_line(out, c, req);
+  out += ' ';
   append_seconds(out, request_millis(c, req));
 }
 

@@ -4,12 +4,14 @@
 
 #include <fmt/format.h>
 
+#include <array>
 #include <cstdint>
 #include <cstring>
 #include <ctime>
 
 #include "lancer/core/failure.hpp"
 #include "lancer/http/detail/request_parser.hpp"
+#include "lancer/http/files.hpp"
 #include "lancer/log.hpp"
 
 namespace lancer::http {
@@ -25,19 +27,16 @@ constexpr std::size_t k_line_overhead = 64;  // a request line's bytes besides i
 // clock (clock::wall_now: a test on a manual clock gets the same Date in every run).
 std::string_view http_date() {
   thread_local std::time_t cached_at = -1;
-  thread_local char text[64] = {};
-  thread_local std::size_t len = 0;
+  thread_local std::array<char, 29> text{};
   const scheduler* sched = scheduler::current();
   const std::time_t now = sched != nullptr && sched->clock().is_manual()
                               ? std::chrono::system_clock::to_time_t(sched->clock().wall_now())
                               : std::time(nullptr);
   if (now != cached_at) {
-    std::tm tm{};
-    gmtime_r(&now, &tm);
-    len = std::strftime(text, sizeof text, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    format_http_date(now, text);
     cached_at = now;
   }
-  return {text, len};
+  return {text.data(), text.size()};
 }
 
 // Refuses extra fields that the response writes itself.
@@ -899,59 +898,6 @@ server::handler serve(request_handler h, limits lim, access_hook log_to, upgrade
              connection& c, frame& f, pubframe& p) {
     return serve_connection(h, lim, log_to, up, c, f, p);
   };
-}
-
-namespace {
-
-// Appends `v` with a '"', a backslash or a control character written as \xHH: client text
-// cannot break the line's quoting.
-void append_clean(std::string& out, std::string_view v) {
-  for (const char ch : v) {
-    const auto b = static_cast<unsigned char>(ch);
-    if (b < 0x20 || b == '"' || b == '\\' || b >= 0x7f) {
-      fmt::format_to(std::back_inserter(out), "\\x{:02X}", b);
-    } else {
-      out += ch;
-    }
-  }
-}
-
-}  // namespace
-
-void append_access_line(std::string& out, const connection& c, const request& req) {
-  // The local time as nginx writes it, formatted once a second per thread.
-  thread_local std::time_t shown = -1;
-  thread_local char when[40];
-  if (const std::time_t now = std::time(nullptr); now != shown) {
-    std::tm tm{};
-    localtime_r(&now, &tm);
-    std::strftime(when, sizeof when, "%d/%b/%Y:%H:%M:%S %z", &tm);
-    shown = now;
-  }
-  std::string_view peer = c.peer_address();
-  if (const std::size_t colon = peer.rfind(':'); colon != std::string::npos && peer != "unix") {
-    peer = peer.substr(0, colon);  // the address without its port, as nginx writes $remote_addr
-    if (peer.size() > 2 && peer.front() == '[') peer = peer.substr(1, peer.size() - 2);
-  }
-  const std::string_view referer = req.headers().get("Referer");
-  const std::string_view agent = req.headers().get("User-Agent");
-  auto to = std::back_inserter(out);
-  fmt::format_to(to, "{} - - [{}] \"", peer, when);
-  append_clean(out, req.method());
-  out += ' ';
-  append_clean(out, req.target());
-  fmt::format_to(to, " HTTP/{}.{}\" {} {} \"", req.version() / 10, req.version() % 10,
-                 req.response_status(), req.bytes_sent());
-  append_clean(out, referer.empty() ? "-" : referer);
-  out += "\" \"";
-  append_clean(out, agent.empty() ? "-" : agent);
-  out += '"';
-}
-
-std::string access_line(const connection& c, const request& req) {
-  std::string out;
-  append_access_line(out, c, req);
-  return out;
 }
 
 }  // namespace lancer::http

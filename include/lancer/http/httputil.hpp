@@ -135,7 +135,9 @@ server::handler serve(request_handler h, limits lim = {}, access_hook log_to = {
 
 // One line in nginx's combined format for an answered request:
 // `127.0.0.1 - - [22/Nov/2026:01:40:00 +0000] "GET / HTTP/1.1" 200 13 "-" "curl/7.88.1"`.
-// Quotes and control characters from the client are escaped as \xHH.
+// Quotes, backslashes, control characters and bytes from 0x7f up sent by the client are
+// escaped as \xHH. The time follows the scheduler's clock (a manual clock's wall time in
+// tests). http::access_log (access_log.hpp) writes these lines, batched.
 std::string access_line(const connection& c, const request& req);
 // The same line appended to `out`, which a caller can reuse: no allocation once it has grown.
 void append_access_line(std::string& out, const connection& c, const request& req);
