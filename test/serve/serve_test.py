@@ -104,6 +104,27 @@ def ws_echo_check(testcase, sock):
     testcase.assertEqual(rest + sock.recv(4096), b"")  # then the server closes
 
 
+def stop_server(server):
+    """Stops a started lancer-serve (`server` has proc, err, dir and stderr_now()): SIGTERM,
+    a wait (a kill and a failure if it does not exit in 20 s), its stderr kept in
+    server.last_stderr and its directory removed; fails the test on a sanitizer report.
+    Returns the exit code."""
+    if server.proc.poll() is None:
+        server.proc.send_signal(signal.SIGTERM)
+    try:
+        code = server.proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.proc.kill()
+        server.proc.wait(timeout=10)
+        raise AssertionError("lancer-serve did not exit on SIGTERM")
+    if not server.err.closed:
+        server.err.close()
+        server.last_stderr = server.stderr_now()
+        shutil.rmtree(server.dir, ignore_errors=True)
+        check_no_sanitizer_report(server.last_stderr)
+    return code
+
+
 def free_port(family=socket.AF_INET, host="127.0.0.1"):
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
@@ -167,15 +188,7 @@ class Server:
 
     def stop(self):
         """SIGTERM, wait, and return the exit code; fails the test on a sanitizer report."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout=20)
-        if not self.err.closed:
-            self.err.close()
-            self.last_stderr = self.stderr_now()
-            shutil.rmtree(self.dir, ignore_errors=True)
-            check_no_sanitizer_report(self.last_stderr)
-        return code
+        return stop_server(self)
 
 
 class ServeTests(unittest.TestCase):

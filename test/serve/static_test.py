@@ -17,7 +17,6 @@ import os
 import pwd
 import re
 import resource
-import shutil
 import signal
 import socket
 import subprocess
@@ -26,7 +25,7 @@ import tempfile
 import time
 import unittest
 
-from serve_test import check_no_sanitizer_report, free_port
+from serve_test import free_port, stop_server
 
 SERVE = None
 TIMEOUT = 10  # seconds, for every client call
@@ -143,20 +142,7 @@ class Server:
 
     def stop(self):
         """SIGTERM, wait, the exit code; fails the test on a sanitizer report."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            code = self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-            raise AssertionError("lancer-serve did not exit on SIGTERM")
-        if not self.err.closed:
-            self.err.close()
-            self.last_stderr = self.stderr_now()
-            shutil.rmtree(self.dir, ignore_errors=True)
-            check_no_sanitizer_report(self.last_stderr)
-        return code
+        return stop_server(self)
 
 
 class UnixConnection(http.client.HTTPConnection):
