@@ -118,6 +118,17 @@ void fd_source::start(server& srv) {
   }
 }
 
+int fd_source::native_handle() const noexcept {
+  const state& st = *state_;
+  if (st.tcp_listen && st.tcp_listen->acceptor && st.tcp_listen->acceptor->is_open()) {
+    return st.tcp_listen->acceptor->native_handle();
+  }
+  if (st.unix_listen && st.unix_listen->acceptor && st.unix_listen->acceptor->is_open()) {
+    return st.unix_listen->acceptor->native_handle();
+  }
+  return -1;
+}
+
 void fd_source::accept_pending() {
   if (state_->tcp_listen) state_->tcp_listen->accept_pending();
   if (state_->unix_listen) state_->unix_listen->accept_pending();

@@ -46,6 +46,11 @@ std::uint16_t tcp_source::port() const noexcept {
   return state_->port;
 }
 
+int tcp_source::native_handle() const noexcept {
+  const auto& a = state_->listen->acceptor;
+  return a && a->is_open() ? a->native_handle() : -1;
+}
+
 void tcp_source::start(server& srv) {
   state& st = *state_;
   boost::system::error_code ec;

@@ -21,7 +21,8 @@ struct unix_source::state {
   unix_options options;
   std::shared_ptr<detail::listener<local_stream>> listen =
       std::make_shared<detail::listener<local_stream>>();
-  bool created = false;  // the socket file is ours to remove
+  bool created = false;    // the socket file is ours to remove
+  bool keep_path = false;  // ... but another process accepts there now
 };
 
 unix_source::unix_source(address where, unix_options options)
@@ -94,10 +95,19 @@ void unix_source::accept_pending() {
 void unix_source::stop() noexcept {
   state& st = *state_;
   st.listen->stop();
-  if (st.created) {
+  if (st.created && !st.keep_path) {
     ::unlink(st.where.path.c_str());
     st.created = false;
   }
+}
+
+void unix_source::keep_path() noexcept {
+  state_->keep_path = true;
+}
+
+int unix_source::native_handle() const noexcept {
+  const auto& a = state_->listen->acceptor;
+  return a && a->is_open() ? a->native_handle() : -1;
 }
 
 }  // namespace lancer

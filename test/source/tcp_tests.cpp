@@ -315,3 +315,20 @@ TEST_CASE("a tcp source refuses a unix address") {
   CHECK_THROWS_AS(lancer::tcp_source{lancer::parse_address("unix//tmp/x.sock")},
                   std::invalid_argument);
 }
+
+TEST_CASE("native_handle is the listening socket while the source runs, -1 before and after") {
+  lancer::scheduler sched;
+  lancer::server srv{sched, lancer_test::echo};
+  lancer::tcp_source src{lancer::parse_address("tcp/$4:0")};
+  CHECK(src.native_handle() == -1);
+  srv.attach_source(src);
+  srv.run();
+  const int fd = src.native_handle();
+  REQUIRE(fd >= 0);
+  int listening = 0;
+  socklen_t len = sizeof listening;
+  REQUIRE(::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0);
+  CHECK(listening == 1);
+  src.stop();
+  CHECK(src.native_handle() == -1);
+}

@@ -1,4 +1,5 @@
-// The Unix source: bytes over a real socket file; stale, live and foreign files at the path.
+// The Unix source: bytes over a real socket file; stale, live and foreign files at the path; a
+// listening socket handed to another server with its path kept.
 #include "lancer/source/unix.hpp"
 
 #include <doctest/doctest.h>
@@ -17,6 +18,7 @@
 #include "echo.hpp"
 #include "lancer/core/server.hpp"
 #include "lancer/log.hpp"
+#include "lancer/source/systemd.hpp"
 #include "run_with_client.hpp"
 
 namespace asio = boost::asio;
@@ -95,4 +97,40 @@ TEST_CASE("a stale socket file is removed; a live one is refused; a plain file i
   std::getline(in, content);
   CHECK(content == "keep me");
   fs::remove(plain);
+}
+
+TEST_CASE("keep_path: a listening socket handed to another server keeps its path at stop") {
+  lancer::set_log_level(lancer::log_level::warn);
+  const std::string path = socket_path("handed");
+  lancer::scheduler sched;
+  lancer::server old_srv{sched, lancer_test::echo};
+  lancer::unix_source old_src{at(path)};
+  CHECK(old_src.native_handle() == -1);
+  old_srv.attach_source(old_src);
+  old_srv.run();
+  REQUIRE(old_src.native_handle() >= 0);
+
+  // What a new process does with a descriptor it inherited: adopt it. Then the old one stops.
+  lancer::server new_srv{sched, lancer_test::echo};
+  lancer::fd_source new_src{::dup(old_src.native_handle())};
+  new_srv.attach_source(new_src);
+  new_srv.run();
+  old_src.keep_path();
+  old_src.stop();
+  CHECK(old_src.native_handle() == -1);
+  REQUIRE(fs::exists(path));
+
+  std::string reply(5, '\0');
+  CHECK(lancer_test::run_with_client(sched, [&] {
+    asio::io_context io;
+    stream::socket s(io);
+    s.connect(stream::endpoint(path));  // refused if the path had gone with the old source
+    asio::write(s, asio::buffer(std::string("again")));
+    asio::read(s, asio::buffer(reply));
+  }));
+  CHECK(reply == "again");
+  new_src.stop();
+  CHECK(fs::exists(path));  // an adopted descriptor's path is not the fd_source's to remove
+  fs::remove(path);
+  lancer::set_log_level(lancer::log_level::info);
 }

@@ -42,6 +42,8 @@ class fd_source final : public source {
   void accept_pending() override;
   // "fd/3 (tcp/127.0.0.1:8080)".
   std::string name() const override;
+  // The descriptor while started, -1 before start() and after stop(); the source owns it.
+  int native_handle() const noexcept;
 
  private:
   struct state;

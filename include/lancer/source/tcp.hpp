@@ -50,6 +50,8 @@ class tcp_source final : public source {
 
   // The port listened on (useful with port 0, "any free port"); 0 before start().
   std::uint16_t port() const noexcept;
+  // The listening socket's descriptor while started, -1 otherwise. The source still owns it.
+  int native_handle() const noexcept;
 
  private:
   struct state;
