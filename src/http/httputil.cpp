@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <cstring>
 #include <ctime>
+#include <memory>
+#include <stdexcept>
 
 #include "lancer/core/failure.hpp"
 #include "lancer/http/detail/request_parser.hpp"
@@ -451,8 +453,7 @@ struct io {
 
   // Starts reading a fresh request from what is buffered, without a coroutine frame.
   static beast::error_code begin(connection& c, request& req, const limits& lim) {
-    req.conn_ = &c;
-    req.started_at_ = c.now();
+    req.start(c);
     return parse(c, req, lim);
   }
 
@@ -467,7 +468,7 @@ struct io {
       const bool more = co_await wait_between(c, lim);
       if (!more) co_return false;
     }
-    req.started_at_ = c.now();
+    req.start(c);
     co_return co_await read_header(c, req, lim);
   }
 
@@ -826,9 +827,13 @@ task<bool> serve_one(const request_handler& h, const limits& lim, const access_h
   const beast::error_code ec = io::begin(c, req, lim);
   if (ec == beast::http::error::need_more) {
     const bool ok = co_await io::read_header(c, req, lim);
-    if (!ok) co_return false;
+    if (!ok) {
+      if (log_to && req.answered()) log_to(c, req);  // refused (400, 408, 413, 431, ...)
+      co_return false;
+    }
   } else if (ec) {
     co_await io::reject(c, req, ec);
+    if (log_to && req.answered()) log_to(c, req);
     co_return false;
   }
   std::exception_ptr error;
@@ -891,7 +896,31 @@ task<> serve_connection(const request_handler& h, const limits& lim, const acces
   }
 }
 
+// serve_connection for a service_slot: each request takes the current service, and holds it
+// until it is answered; the wait between requests holds none (it reads the limits it needs).
+task<> serve_slot_connection(const std::shared_ptr<service_slot>& slot, connection& c, frame& f,
+                             pubframe& p) {
+  for (;;) {
+    bool grace = false;
+    while (c.buffered().empty()) {
+      io::arm_idle(c, slot->current()->lim, grace);
+      const std::optional<std::size_t> n = co_await read_unless_expired(c);
+      if (!io::still_idle(c, n, grace)) co_return;
+    }
+    std::shared_ptr<const service> s = slot->current();
+    const bool more = co_await serve_one(s->handler, s->lim, s->log_to, s->up, c, f, p);
+    if (!more) co_return;
+  }
+}
+
 }  // namespace
+
+server::handler serve(std::shared_ptr<service_slot> slot) {
+  if (!slot || !slot->current()) throw std::invalid_argument("lancer::http::serve: no service");
+  return [slot = std::move(slot)](connection& c, frame& f, pubframe& p) {
+    return serve_slot_connection(slot, c, f, p);
+  };
+}
 
 server::handler serve(request_handler h, limits lim, access_hook log_to, upgrades up) {
   return [h = std::move(h), lim, log_to = std::move(log_to), up = std::move(up)](

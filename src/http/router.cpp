@@ -3,6 +3,7 @@
 #include <fmt/core.h>
 
 #include <algorithm>
+#include <atomic>
 #include <fstream>
 #include <iterator>
 #include <map>
@@ -93,6 +94,14 @@ struct router_table {
   route_handler chain;  // the middleware around route_and_answer (made at freeze)
   std::string allow_all;
   bool frozen = false;
+  // Which table this is, for the mark that its on_loaded hooks ran on a server (a server may
+  // be given several tables over its life: lancer-serve's reloads).
+  const std::uint64_t id = next_id();
+
+  static std::uint64_t next_id() noexcept {
+    static std::atomic<std::uint64_t> counter{0};
+    return counter.fetch_add(1, std::memory_order_relaxed) + 1;
+  }
 
   void check_open() const {
     if (frozen)
@@ -195,7 +204,7 @@ void make_allow(node& n, std::set<std::string>& all) {
   if (!n.methods.empty()) {
     std::vector<std::string> m;
     for (const method_route& r : n.methods)
-      m.push_back(r.method);
+      if (r.method != "*") m.push_back(r.method);  // "*" takes any: no 405 is sent there
     const auto has = [&](std::string_view x) {
       return std::find(m.begin(), m.end(), x) != m.end();
     };
@@ -256,7 +265,8 @@ struct matcher {
   // Whether `n` has a route for the method (HEAD is served by GET).
   bool serves(const node& n) const noexcept {
     for (const method_route& r : n.methods)
-      if (r.method == method || (method == "HEAD" && r.method == "GET")) return true;
+      if (r.method == method || r.method == "*" || (method == "HEAD" && r.method == "GET"))
+        return true;
     return false;
   }
   // A node the path reaches that routes the method; the first node the path reaches at all is
@@ -498,9 +508,13 @@ const method_route* router_table::resolve(context& x, automatic& why, const node
   if (found != nullptr) {
     for (const method_route& r : found->methods)
       if (r.method == method) route = &r;
-    if (route == nullptr) {  // HEAD, served by GET
+    if (route == nullptr && method == "HEAD") {  // HEAD, served by GET
       for (const method_route& r : found->methods)
         if (r.method == "GET") route = &r;
+    }
+    if (route == nullptr) {  // every other method
+      for (const method_route& r : found->methods)
+        if (r.method == "*") route = &r;
     }
   }
   if (route == nullptr) {
@@ -561,11 +575,17 @@ namespace {
 // One request through the table: the context, the hooks, then the chain.
 task<> dispatch(const std::shared_ptr<router_table>& t, const limits& lim, connection& c,
                 request& req, frame& f, pubframe& p) {
-  struct loaded_mark {};
-  if (p.get<loaded_mark>() == nullptr) {
+  // The tables whose on_loaded hooks ran for this server.
+  struct loaded_marks {
+    std::vector<std::uint64_t> ids;
+  };
+  loaded_marks* marks = p.get<loaded_marks>();
+  if (marks == nullptr ||
+      std::find(marks->ids.begin(), marks->ids.end(), t->id) == marks->ids.end()) {
     for (const auto& on_loaded : t->loaded)
       on_loaded(p);  // throws: this request gets 500, and the next one tries again
-    p.emplace<loaded_mark>();
+    if (marks == nullptr) marks = &p.emplace<loaded_marks>();
+    marks->ids.push_back(t->id);
   }
   struct lease {
     std::unique_ptr<context> x = route_state::take();
@@ -728,14 +748,16 @@ void router::error_page(unsigned status, const std::filesystem::path& file,
 }
 
 server::handler router::handler(limits lim, access_hook log_to) {
+  return serve(dispatcher(lim), lim, std::move(log_to));
+}
+
+request_handler router::dispatcher(limits lim) {
   table_->freeze();
   auto table = table_;
   auto shared_lim = std::make_shared<const limits>(lim);
-  return serve(
-      [table, shared_lim](connection& c, request& req, frame& f, pubframe& p) {
-        return detail::dispatch(table, *shared_lim, c, req, f, p);
-      },
-      lim, std::move(log_to));
+  return [table, shared_lim](connection& c, request& req, frame& f, pubframe& p) {
+    return detail::dispatch(table, *shared_lim, c, req, f, p);
+  };
 }
 
 }  // namespace lancer::http

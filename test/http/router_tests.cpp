@@ -414,3 +414,69 @@ TEST_CASE("review: host names with ports are refused; +. before *. on the same s
   CHECK(first_line(t.get("/", host("[::1]:8080"))) == "v6");
   CHECK(t.get("/go", host("x")).status == 500);  // an empty Location is the handler's bug
 }
+
+TEST_CASE("the method * takes every method a pattern has no route of its own for") {
+  http::router r;
+  r.route("*", "/api/{rest...}", [](http::context& x) -> task<> {
+    co_await x.respond(200, "text/plain",
+                       std::string(x.req().method()) + " " + std::string(x.param("rest")));
+  });
+  r.get("/api/own", says("own GET"));
+  r.get("/doc", says("doc"));
+  http::test_client t{r.handler()};
+  CHECK(t.request("DELETE", "/api/a/b").body == "DELETE a/b");
+  CHECK(t.request("PROPFIND", "/api/").body == "PROPFIND ");
+  CHECK(t.request("OPTIONS", "/api/x").body == "OPTIONS x");  // routed: not the automatic 204
+  CHECK(t.get("/api/x").body == "GET x");
+  CHECK(t.request("HEAD", "/api/x").status == 200);
+  CHECK(first_line(t.get("/api/own")) == "own GET");        // a method's own route wins
+  CHECK(t.request("POST", "/api/own").body == "POST own");  // and * takes the others there
+  const auto del = t.request("DELETE", "/doc");             // elsewhere nothing changes
+  CHECK(del.status == 405);
+  CHECK(del.header("Allow") == "GET, HEAD, OPTIONS");
+  const auto star = t.send_raw("OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n");
+  CHECK(star.header("Allow").find('*') == std::string_view::npos);
+}
+
+TEST_CASE("a service slot: each request takes the current service, none is held between them") {
+  const auto make = [](std::string text, std::uint64_t body_limit, int& loaded) {
+    http::router r;
+    r.on_loaded([&loaded](lancer::pubframe&) { ++loaded; });
+    r.route("GET, POST", "/", says(text));
+    http::limits lim;
+    lim.body = body_limit;
+    return std::make_shared<const http::service>(http::service{r.dispatcher(lim), lim, {}, {}});
+  };
+  int loaded_a = 0;
+  int loaded_b = 0;
+  auto a = make("a", 10, loaded_a);
+  std::weak_ptr<const http::service> weak_a = a;
+  auto slot = std::make_shared<http::service_slot>(std::move(a));
+  http::test_client t{http::serve(slot)};
+  CHECK(first_line(t.get("/")) == "a");
+  CHECK(t.request("POST", "/", std::string(20, 'x')).status == 413);  // a's limits
+  slot->set(make("b", 100, loaded_b));
+  CHECK(weak_a.expired());  // the open keep-alive connection holds no service between requests
+  CHECK(first_line(t.get("/")) == "b");  // the same connection, the new service
+  CHECK(t.request("POST", "/", std::string(20, 'x')).status == 200);  // b's limits
+  CHECK(loaded_a == 1);
+  CHECK(loaded_b == 1);  // each table's on_loaded runs once on the server
+
+  // A request in flight keeps its service until it is answered.
+  bool alive_while_answering = false;
+  http::router r;
+  r.get("/swap", [&](http::context& x) -> task<> {
+    slot->set(make("c", 100, loaded_b));
+    co_await x.respond(200, "text/plain", "swapped");
+    alive_while_answering = !weak_a.expired();
+  });
+  auto d = std::make_shared<const http::service>(http::service{r.dispatcher(), {}, {}, {}});
+  weak_a = d;
+  slot->set(std::move(d));
+  CHECK(t.get("/swap").body == "swapped");
+  CHECK(alive_while_answering);
+  CHECK(weak_a.expired());
+  CHECK(first_line(t.get("/")) == "c");
+  CHECK_THROWS_AS(http::serve(std::make_shared<http::service_slot>(nullptr)),
+                  std::invalid_argument);
+}

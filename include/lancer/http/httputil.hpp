@@ -21,6 +21,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -121,7 +122,8 @@ task<> send_file(connection& c, request& req, int fd, std::uint64_t offset, std:
 // A handler of one request at a time. It answers with respond().
 using request_handler = std::function<task<>(connection&, request&, frame&, pubframe&)>;
 
-// Called after each request is answered (an access log, metrics).
+// Called after each request is answered (an access log, metrics), a request refused before
+// its handler included (a bad request, 408, 413, 431: its method and target may be empty).
 using access_hook = std::function<void(const connection&, const request&)>;
 
 // Makes a connection handler from a request handler: it reads requests with `lim`, calls `h`
@@ -132,6 +134,34 @@ using access_hook = std::function<void(const connection&, const request&)>;
 // A request that asks for an upgrade `up` has goes to that upgrade instead (upgrade.hpp).
 server::handler serve(request_handler h, limits lim = {}, access_hook log_to = {},
                       upgrades up = {});
+
+// What serve() runs, as one value that can be replaced while connections are open: a
+// service_slot holds the current one. Each request is served by the service current when its
+// header was read, which it holds until it is answered: a service replaced meanwhile (a
+// reload) lives on until its last request is done. Between requests a connection keeps no
+// hold on any service.
+struct service {
+  request_handler handler;
+  limits lim;
+  access_hook log_to;
+  upgrades up;
+};
+
+// The service of one scheduler thread's servers. Not thread-safe: set() and the requests run
+// on that thread (a reload from another thread posts the new service to it).
+class service_slot {
+ public:
+  explicit service_slot(std::shared_ptr<const service> s) : current_(std::move(s)) {}
+  void set(std::shared_ptr<const service> s) noexcept { current_ = std::move(s); }
+  const std::shared_ptr<const service>& current() const noexcept { return current_; }
+
+ private:
+  std::shared_ptr<const service> current_;
+};
+
+// serve() for the services of `slot`, which must outlive the server's connections: a new
+// request is read under the current service's limits and answered by its handler.
+server::handler serve(std::shared_ptr<service_slot> slot);
 
 // One line in nginx's combined format for an answered request:
 // `127.0.0.1 - - [22/Nov/2026:01:40:00 +0000] "GET / HTTP/1.1" 200 13 "-" "curl/7.88.1"`.

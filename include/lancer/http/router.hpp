@@ -29,13 +29,16 @@
 //
 // Methods. A path that matches but not for the method gets 405 with Allow; OPTIONS gets 204
 // with Allow unless routed; HEAD is served by the GET route (the body is not sent), unless
-// HEAD is routed itself. `OPTIONS *` gets 204 with the methods of every route.
+// HEAD is routed itself. The method "*" routes every method the pattern has no route of its
+// own for (a proxy's or a CGI directory's prefix). `OPTIONS *` gets 204 with the methods of
+// every route.
 //
 // Error pages: error_page(status, handler or file) replaces the router's plain page for that
 // status, for its own answers (400, 404, 405, 421) and for context::error().
 //
 // Hooks and middleware, in the order they run for a request:
-//   on_loaded(f)   once per server, before its first request: f(pubframe&) sets up state;
+//   on_loaded(f)   once per server and table, before the table's first request on that
+//                  server: f(pubframe&) sets up state;
 //   before(h)      each request, before routing: h may answer (then routing stops) or not;
 //   use(m)         middleware around routing and the route's handler (or the automatic
 //                  404/405/OPTIONS answer): m(x, next) may act before and after co_await
@@ -205,6 +208,10 @@ class router {
 
   // The connection handler that serves the table, reading requests under `lim` (see serve()).
   server::handler handler(limits lim = {}, access_hook log_to = {});
+  // The table as a request handler, for a serve() of one's own (a service_slot's, an
+  // upgrade's): what handler() runs for each request. `lim` is what context::read_limits()
+  // gives the handlers. Fixes the table, as handler() does.
+  request_handler dispatcher(limits lim = {});
 
  private:
   std::shared_ptr<detail::router_table> table_;
