@@ -4,6 +4,7 @@
 # Debian 12 packages lancer needs to build and test. Later layers add theirs here.
 LANCER_PACKAGES=(meson ninja-build g++ pkg-config cmake libboost1.81-dev libfmt-dev doctest-dev
                  libboost-json1.81-dev     # Boost.JSON is compiled: http/json.hpp links it
+                 libtomlplusplus-dev       # lancer-serve's configuration file (TOML)
                  clang libclang-rt-14-dev  # clang and its runtime: the libFuzzer target
                  python3 curl              # real clients for the lancer-serve tests
                  python3-websockets)       # test/ws: Python's WebSocket client

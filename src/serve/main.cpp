@@ -1,15 +1,23 @@
 // lancer-serve: the deployable server built on lancer.
 //
-// Routes: /plaintext answers "Hello, World!"; /echo answers any method with the request body;
-// /ws is a WebSocket echo (each message comes back whole, text as text, binary as binary;
-// a plain request gets 426); everything else is a file under --root (GET and HEAD), or 404.
+// What it serves comes from its flags and its configuration file (config.hpp): hosts and their
+// routes (static roots, reverse proxies, CGI directories), handler modules, and built-in
+// routes: /plaintext answers "Hello, World!"; /echo answers any method with the request body;
+// /ws is a WebSocket echo (each message comes back whole, text as text, binary as binary; a
+// plain request gets 426). A health endpoint and a metrics endpoint are opt-in.
 // SIGINT and SIGTERM drain: stop accepting, let requests in flight finish (up to --drain
-// seconds), close idle keep-alive connections, write the access log's last lines, exit 0.
-// SIGHUP writes the access log's buffered lines and reopens its file.
+// seconds), close idle keep-alive connections, write the access log's last lines, exit 0
+// (SIGTERM first waits --drain-delay seconds, the health endpoint answering 503).
+// SIGHUP reloads the configuration file (a file that fails to load is refused, logged, and the
+// old configuration stays), then writes the access log's buffered lines and reopens its file.
 #include <unistd.h>
 
+#include <fmt/format.h>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -23,198 +31,24 @@
 #include <thread>
 #include <vector>
 
+#include "config.hpp"
 #include "lancer/core/forward.hpp"
 #include "lancer/http/access_log.hpp"
-#include "lancer/http/cgi.hpp"
-#include "lancer/http/files.hpp"
 #include "lancer/http/httputil.hpp"
-#include "lancer/http/proxy.hpp"
+#include "lancer/http/proxies.hpp"
 #include "lancer/log.hpp"
 #include "lancer/sched/awaitables.hpp"
 #include "lancer/source/systemd.hpp"
 #include "lancer/source/tcp.hpp"
 #include "lancer/source/unix.hpp"
-#include "lancer/ws/socket.hpp"
+#include "site.hpp"
 
 namespace fs = std::filesystem;
 namespace http = lancer::http;
+using lancer_serve::config;
+using lancer_serve::config_error;
 
 namespace {
-
-constexpr const char* k_usage =
-    "usage: lancer-serve [options]\n"
-    "  --listen ADDR      listen on ADDR; repeatable (default tcp/$4:8080)\n"
-    "                     ADDR is tcp/HOST:PORT; HOST may be an IPv4 address, [IPv6],\n"
-    "                     or $4 (127.0.0.1), $6 ([::1]), $n (localhost), *4, *6 (any);\n"
-    "                     or unix/PATH, a Unix socket (mode 0660, removed at exit)\n"
-    "  --forward L=U      accept connections on address L and send each, byte for byte,\n"
-    "                     to address U (which may name a host: tcp/backend:8080);\n"
-    "                     repeatable\n"
-    "  --cgi P=DIR        run the CGI/1.1 script DIR/NAME for a request to P/NAME[/...];\n"
-    "                     repeatable\n"
-    "  --proxy P=U        send requests whose path starts with P to the HTTP server at\n"
-    "                     address U (a reverse proxy); repeatable\n"
-    "  --root DIR         serve the files under DIR (default: none): ETag, Last-Modified,\n"
-    "                     304 and 412, ranges, .br/.gz siblings, sendfile\n"
-    "  --autoindex        list a directory under --root that has no index.html\n"
-    "  --cache-control P=V  send Cache-Control: V for files whose path starts with P;\n"
-    "                     repeatable, the longest P wins\n"
-    "  --mime EXT=TYPE    serve files ending in EXT as TYPE (--mime .md=text/markdown);\n"
-    "                     repeatable\n"
-    "  --file-cache-valid SECONDS  how long the open-file cache trusts what it knows of a\n"
-    "                     file before it looks again (default 1; 0: at every request)\n"
-    "  --no-sendfile      send files through user space instead of sendfile(2)\n"
-    "  --out-pid FILE     write the process id to FILE (removed at exit)\n"
-    "  --log-level LEVEL  debug, info, warn, error or off (default info)\n"
-    "  --access-log FILE  one line per request, appended to FILE; - for stdout, off for\n"
-    "                     none (default -); lines are written in batches, at least once a\n"
-    "                     second; SIGHUP writes them and reopens FILE\n"
-    "  --access-log-format FORMAT\n"
-    "                     combined (nginx's, then the request time in seconds) or json\n"
-    "                     (one object per line); default combined\n"
-    "  --drain SECONDS    on SIGINT/SIGTERM, how long requests in flight may take (default 10);\n"
-    "                     the process exits within SECONDS + 0.1 s\n"
-    "  --threads N        N worker threads, each with its own scheduler and listeners on\n"
-    "                     the same ports (SO_REUSEPORT); default 1\n"
-    "  --reuse-port       share TCP ports with other processes (a new instance started\n"
-    "                     beside an old one); without it, a port another process listens\n"
-    "                     on is refused\n"
-    "  --systemd          take listeners from socket activation (LISTEN_FDS) and send\n"
-    "                     READY=1 / STOPPING=1 to NOTIFY_SOCKET\n"
-    "  --ws-max-message N the largest WebSocket message /ws reads, in bytes (default\n"
-    "                     1048576); a larger one closes the connection with 1009\n"
-    "  --ws-deflate       offer permessage-deflate on /ws (default off)\n"
-    "  --help             print this and exit\n";
-
-struct options {
-  std::vector<std::string> listen;
-  std::vector<std::string> forward;  // LISTEN=UPSTREAM
-  std::vector<std::string> cgi;      // PREFIX=DIR
-  std::vector<std::string> proxy;    // PREFIX=UPSTREAM
-  std::string root;
-  http::static_options files;  // --root's
-  std::string pid_file;
-  std::string access_log = "-";
-  http::log_format access_log_format = http::log_format::combined;
-  lancer::log_level level = lancer::log_level::info;
-  int drain_seconds = 10;
-  bool systemd = false;
-  bool reuse_port = false;
-  int threads = 1;
-  lancer::ws::options ws;  // /ws
-};
-
-[[noreturn]] void bad_usage(const std::string& problem) {
-  std::fprintf(stderr, "lancer-serve: %s\n%s", problem.c_str(), k_usage);
-  std::exit(2);
-}
-
-options parse(int argc, char** argv) {
-  options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view flag = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) bad_usage(std::string(flag) + " needs a value");
-      return argv[++i];
-    };
-    if (flag == "--help" || flag == "-h") {
-      std::fputs(k_usage, stdout);
-      std::exit(0);
-    } else if (flag == "--threads") {
-      const std::string v = value();
-      char* end = nullptr;
-      const long n = std::strtol(v.c_str(), &end, 10);
-      if (end == v.c_str() || *end != '\0' || n < 1 || n > 256) {
-        bad_usage("--threads takes a whole number from 1 to 256, not '" + v + "'");
-      }
-      o.threads = static_cast<int>(n);
-    } else if (flag == "--systemd") {
-      o.systemd = true;
-    } else if (flag == "--reuse-port") {
-      o.reuse_port = true;
-    } else if (flag == "--listen") {
-      o.listen.push_back(value());
-    } else if (flag == "--forward") {
-      o.forward.push_back(value());
-    } else if (flag == "--cgi") {
-      o.cgi.push_back(value());
-    } else if (flag == "--proxy") {
-      o.proxy.push_back(value());
-    } else if (flag == "--root") {
-      o.root = value();
-    } else if (flag == "--autoindex") {
-      o.files.autoindex = true;
-    } else if (flag == "--no-sendfile") {
-      o.files.sendfile = false;
-    } else if (flag == "--cache-control" || flag == "--mime") {
-      const std::string v = value();
-      const std::size_t eq = v.find('=');
-      if (eq == std::string::npos || eq == 0 || eq + 1 == v.size()) {
-        bad_usage(std::string(flag) + " takes KEY=VALUE, not '" + v + "'");
-      }
-      try {
-        if (flag == "--mime") {
-          o.files.mime.add(v.substr(0, eq), v.substr(eq + 1));
-        } else {
-          o.files.cache_control.emplace_back(v.substr(0, eq), v.substr(eq + 1));
-        }
-      } catch (const std::invalid_argument& e) {
-        bad_usage(std::string(flag) + ": " + e.what());
-      }
-    } else if (flag == "--file-cache-valid") {
-      const std::string v = value();
-      char* end = nullptr;
-      const double s = std::strtod(v.c_str(), &end);
-      if (end == v.c_str() || *end != '\0' || !(s >= 0) || s > 86400) {
-        bad_usage("--file-cache-valid takes seconds from 0 to 86400, not '" + v + "'");
-      }
-      o.files.cache_valid =
-          std::chrono::duration_cast<lancer::clock::duration>(std::chrono::duration<double>(s));
-    } else if (flag == "--access-log") {
-      o.access_log = value();
-    } else if (flag == "--access-log-format") {
-      const std::string v = value();
-      if (!http::parse_log_format(v, o.access_log_format)) {
-        bad_usage("--access-log-format takes combined or json, not '" + v + "'");
-      }
-    } else if (flag == "--out-pid") {
-      o.pid_file = value();
-    } else if (flag == "--log-level") {
-      const std::string v = value();
-      if (!lancer::parse_log_level(v, o.level)) bad_usage("unknown log level '" + v + "'");
-    } else if (flag == "--ws-max-message") {
-      const std::string v = value();
-      char* end = nullptr;
-      const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
-      if (end == v.c_str() || *end != '\0' || v.front() == '-' || n < 1 || n > (1ULL << 32)) {
-        bad_usage("--ws-max-message takes a byte count from 1 to 4294967296, not '" + v + "'");
-      }
-      o.ws.max_message = static_cast<std::size_t>(n);
-    } else if (flag == "--ws-deflate") {
-      o.ws.deflate = true;
-    } else if (flag == "--drain") {
-      const std::string v = value();
-      char* end = nullptr;
-      const long s = std::strtol(v.c_str(), &end, 10);
-      if (end == v.c_str() || *end != '\0' || s < 0 || s > 3600) {
-        bad_usage("--drain takes whole seconds from 0 to 3600, not '" + v + "'");
-      }
-      o.drain_seconds = static_cast<int>(s);
-    } else {
-      bad_usage("unknown option '" + std::string(flag) + "'");
-    }
-  }
-  return o;
-}
-
-struct forward_rule {
-  lancer::address listen;
-  lancer::address upstream;
-};
-
-std::string_view path_of(std::string_view target) {
-  return target.substr(0, target.find('?'));
-}
 
 // After the drain deadline the core cuts off whatever is left; this is how long that may take
 // before the process stops anyway.
@@ -223,14 +57,31 @@ constexpr auto k_drain_margin = std::chrono::milliseconds(100);
 struct worker;
 lancer::task<> drain_on_request(worker& w, int drain_seconds);
 
-// One thread's share of the server: its scheduler, the HTTP server (servers[0]) and one
-// server per --forward rule, and their listeners.
+// One thread's share of the server: its scheduler, its service slot, the HTTP server
+// (servers[0]) and one server per --forward rule, and their listeners.
 struct worker {
-  explicit worker(lancer::server::handler h) { add_server(std::move(h)); }
+  worker(std::shared_ptr<const http::service> s)
+      : slot(std::make_shared<http::service_slot>(std::move(s))) {
+    add_server(http::serve(slot));
+  }
 
   lancer::server& add_server(lancer::server::handler h) {
     servers.push_back(std::make_unique<lancer::server>(sched, std::move(h)));
     return *servers.back();
+  }
+  // An HTTP listener, named by its address as configured (a reload adds and removes them).
+  void listen(std::string name, std::unique_ptr<lancer::source> src) {
+    listeners.push_back({std::move(name), std::move(src)});
+    servers[0]->attach_source(*listeners.back().src);
+  }
+  // Stops and forgets the HTTP listener called `name`; false if there is none.
+  bool unlisten(const std::string& name) {
+    const auto it = std::find_if(listeners.begin(), listeners.end(),
+                                 [&](const auto& l) { return l.name == name; });
+    if (it == listeners.end()) return false;
+    servers[0]->detach_source(*it->src);
+    listeners.erase(it);
+    return true;
   }
   void attach(lancer::server& srv, std::unique_ptr<lancer::source> src) {
     sources.push_back(std::move(src));
@@ -252,10 +103,16 @@ struct worker {
     return n;
   }
 
+  struct listener {
+    std::string name;
+    std::unique_ptr<lancer::source> src;
+  };
+
   lancer::scheduler sched;
+  std::shared_ptr<http::service_slot> slot;
   std::vector<std::unique_ptr<lancer::server>> servers;
-  // The HTTP listeners first, in --listen order (worker 0's give later workers their ports).
-  std::vector<std::unique_ptr<lancer::source>> sources;
+  std::vector<listener> listeners;                       // servers[0]'s, by address
+  std::vector<std::unique_ptr<lancer::source>> sources;  // the others (forward, systemd)
   lancer::thread_id control;
   std::thread os_thread;
 };
@@ -280,210 +137,370 @@ lancer::task<> drain_on_request(worker& w, int drain_seconds) {
   sched.stop();
 }
 
-}  // namespace
+// The addresses the HTTP server listens on: the configured ones, or the default when there
+// are none (and no socket activation gave any).
+std::vector<std::string> listen_of(const config& c, bool activated) {
+  if (c.listen.empty() && !activated) return {"tcp/$4:8080"};
+  return c.listen;
+}
 
-int main(int argc, char** argv) {
-  options o = parse(argc, argv);
-  const std::vector<int> activated = o.systemd ? lancer::systemd::listen_fds() : std::vector<int>{};
-  if (o.listen.empty() && activated.empty()) o.listen.emplace_back("tcp/$4:8080");
-  lancer::set_log_level(o.level);
+// The whole process: its workers and what a reload changes.
+class app {
+ public:
+  app(lancer_serve::command_line cl, config c) : cl_(std::move(cl)), cfg_(std::move(c)) {}
 
-  std::vector<lancer::address> addresses;
-  for (const std::string& a : o.listen) {
-    try {
-      addresses.push_back(lancer::parse_address(a));
-    } catch (const lancer::address_error& e) {
-      std::fprintf(stderr, "lancer-serve: %s\n%s\n", e.what(), e.pointer().c_str());
-      return 2;
-    }
-  }
-  std::vector<forward_rule> forwards;
-  for (const std::string& rule : o.forward) {
-    const std::size_t eq = rule.find('=');
-    if (eq == std::string::npos) {
-      bad_usage("--forward takes LISTEN=UPSTREAM, such as tcp/$4:9000=tcp/127.0.0.1:8080");
-    }
-    try {
-      forwards.push_back({lancer::parse_address(rule.substr(0, eq)),
-                          lancer::parse_address(rule.substr(eq + 1), true)});
-    } catch (const lancer::address_error& e) {
-      std::fprintf(stderr, "lancer-serve: --forward %s: %s\n%s\n", rule.c_str(), e.what(),
-                   e.pointer().c_str());
-      return 2;
-    }
-  }
-  // Path prefixes with their handlers (--cgi, --proxy), tried in order before the routes.
-  std::vector<std::pair<std::string, http::request_handler>> prefixed;
-  for (const std::string& rule : o.proxy) {
-    const std::size_t eq = rule.find('=');
-    if (eq == std::string::npos || rule.front() != '/') {
-      bad_usage("--proxy takes PREFIX=UPSTREAM, such as /api/=tcp/127.0.0.1:9000");
-    }
-    try {
-      prefixed.emplace_back(rule.substr(0, eq),
-                            http::proxy(lancer::parse_address(rule.substr(eq + 1), true)));
-    } catch (const lancer::address_error& e) {
-      std::fprintf(stderr, "lancer-serve: --proxy %s: %s\n%s\n", rule.c_str(), e.what(),
-                   e.pointer().c_str());
-      return 2;
-    }
-  }
-  for (const std::string& rule : o.cgi) {
-    const std::size_t eq = rule.find('=');
-    std::error_code ec;
-    const fs::path dir =
-        eq == std::string::npos ? fs::path{} : fs::canonical(rule.substr(eq + 1), ec);
-    if (eq == std::string::npos || rule.front() != '/' || ec || !fs::is_directory(dir)) {
-      bad_usage(
-          "--cgi takes PREFIX=DIR, a path prefix and a directory, such as /cgi-bin/=/srv/cgi");
-    }
-    std::string prefix = rule.substr(0, eq);
-    if (prefix.back() != '/') prefix += '/';
-    prefixed.emplace_back(prefix, http::cgi_dir(prefix, dir));
-  }
-  std::optional<http::static_files> files;
-  if (!o.root.empty()) {
-    try {
-      files.emplace(o.root, o.files);
-    } catch (const std::exception&) {
-      bad_usage("--root " + o.root + " is not a directory");
-    }
-  }
+  int run();
 
-  // Buffered per worker thread, written at the end of each scheduler turn.
-  std::unique_ptr<http::access_log> requests_owned;
+ private:
+  // The address `name` names; a TCP port 0 becomes the port worker 0's listener by that name
+  // got, if it has one. On worker 0's thread.
+  lancer::address resolve(const std::string& name) const;
+  // Adds the listener for `name` at `a` to worker `i`, on that worker's thread (TCP: every
+  // worker; Unix: worker 0 only).
+  static void add_listener(worker& w, std::size_t i, const std::string& name, lancer::address a,
+                           bool reuse_port);
+  void on_signal(int sig);
+  void start_drain();
+  void reload();
+  // Makes the services from `next` and puts them in place; false (logged) if they cannot be.
+  bool install(const config& next, std::string_view why);
+  void watch_modules();
+
+  lancer_serve::command_line cl_;
+  config cfg_;
+  lancer_serve::runtime rt_;
+  lancer_serve::module_set modules_;
+  std::unique_ptr<http::access_log> access_log_;
+  std::vector<std::unique_ptr<worker>> workers_;
+  std::vector<int> activated_;
+  std::optional<boost::asio::signal_set> signals_;
+  std::optional<boost::asio::steady_timer> delay_timer_, module_timer_;
+  bool drain_delayed_ = false;  // a SIGTERM started the drain delay
+  bool drain_started_ = false;
+};
+
+lancer::address app::resolve(const std::string& name) const {
+  lancer::address a = lancer::parse_address(name);
+  if (a.connector == lancer::address::kind::tcp && a.port == 0 && !workers_.empty()) {
+    for (const auto& l : workers_[0]->listeners)
+      if (l.name == name) a.port = static_cast<const lancer::tcp_source&>(*l.src).port();
+  }
+  return a;
+}
+
+void app::add_listener(worker& w, std::size_t i, const std::string& name, lancer::address a,
+                       bool reuse_port) {
+  if (a.connector == lancer::address::kind::tcp) {
+    lancer::tcp_options to;
+    to.exclusive = i == 0 && !reuse_port;  // later workers share worker 0's port
+    w.listen(name, std::make_unique<lancer::tcp_source>(a, to));
+  } else if (i == 0) {
+    w.listen(name, std::make_unique<lancer::unix_source>(a));
+  }
+}
+
+int app::run() {
   try {
-    requests_owned = std::make_unique<http::access_log>(
-        o.access_log, http::access_log_options{.format = o.access_log_format});
-  } catch (const std::system_error&) {
-    bad_usage("cannot open --access-log " + o.access_log);
+    modules_.update(cfg_, true, true);
+  } catch (const config_error& e) {
+    std::fprintf(stderr, "lancer-serve: %s\n", e.what());
+    return 1;
   }
-  http::access_log& requests = *requests_owned;
-  http::access_hook log_request;
-  if (requests.enabled()) log_request = requests.hook();
-
-  // /ws: a WebSocket echo. ws::accept answers a request that is not a WebSocket handshake.
-  const lancer::ws::options& ws_options = o.ws;
-  auto ws_echo = [&ws_options](lancer::connection& c, http::request& req) -> lancer::task<> {
-    std::unique_ptr<lancer::ws::socket> ws = co_await lancer::ws::accept(c, req, ws_options);
-    if (!ws) co_return;
-    for (;;) {
-      const std::optional<lancer::ws::message> m = co_await ws->read();
-      if (!m) break;
-      const bool sent = co_await ws->send(*m);
-      if (!sent) break;
-    }
+  // Buffered per worker thread, written at the end of each scheduler turn.
+  http::access_log_options lo;
+  lo.format = cfg_.access_log_format;
+  if (!cfg_.trusted_proxies.empty())
+    lo.trusted = std::make_shared<const http::trusted_proxies>(cfg_.trusted_proxies);
+  try {
+    access_log_ = std::make_unique<http::access_log>(cfg_.access_log, lo);
+  } catch (const std::system_error& e) {
+    std::fprintf(stderr, "lancer-serve: %s: cannot open the access log %s: %s\n",
+                 cfg_.where_of("access-log").str().c_str(), cfg_.access_log.c_str(), e.what());
+    return 1;
+  }
+  http::access_hook logged;
+  if (access_log_->enabled()) logged = access_log_->hook();
+  http::access_hook counted = rt_.metrics.hook();
+  rt_.log_request = [logged, counted](const lancer::connection& c, const http::request& req) {
+    if (logged) logged(c, req);
+    counted(c, req);
   };
 
-  // The routes, shared by every worker (they hold no state of their own).
-  http::request_handler routes = [&files, &prefixed, &ws_echo](
-                                     lancer::connection& c, http::request& req, lancer::frame& f,
-                                     lancer::pubframe& p) -> lancer::task<> {
-    const std::string_view path = path_of(req.target());
-    for (const auto& [prefix, run] : prefixed) {
-      if (path.substr(0, prefix.size()) == prefix) {
-        co_await run(c, req, f, p);
-        co_return;
-      }
+  if (cfg_.systemd) activated_ = lancer::systemd::listen_fds();
+  const std::vector<std::string> listen = listen_of(cfg_, !activated_.empty());
+  for (int i = 0; i < cfg_.threads; ++i) {
+    std::shared_ptr<const http::service> service;
+    try {
+      service = lancer_serve::make_service(cfg_, modules_, rt_);
+    } catch (const config_error& e) {
+      std::fprintf(stderr, "lancer-serve: %s\n", e.what());
+      return 1;
     }
-    if (path == "/plaintext") {
-      co_await http::respond(c, req, 200, "text/plain", "Hello, World!");
-    } else if (path == "/ws") {
-      co_await ws_echo(c, req);
-    } else if (path == "/echo") {
-      const auto body = co_await http::read_body(c, req);
-      if (body) co_await http::respond(c, req, 200, "application/octet-stream", *body);
-    } else if (files) {
-      co_await (*files)(c, req);
-    } else {
-      co_await http::respond(c, req, 404, "text/plain", "Not Found\n");
-    }
-  };
-
-  // One worker per thread: its own scheduler, server and listeners (SO_REUSEPORT), sharing
-  // nothing on the request path. Worker 0 also holds the Unix and socket-activated listeners,
-  // and resolves port 0, so that every worker binds the same port.
-  std::vector<std::unique_ptr<worker>> workers;
-  for (int i = 0; i < o.threads; ++i) {
-    // An upgrade to WebSocket goes to the routes too: /ws takes it, any other path answers
-    // over HTTP/1.1 as if it had not asked. Other protocols (h2c among them) are ignored.
-    http::upgrades up;
-    up.add("websocket", routes);
-    auto w = std::make_unique<worker>(http::serve(routes, {}, log_request, std::move(up)));
-    for (std::size_t k = 0; k < addresses.size(); ++k) {
-      lancer::address a = addresses[k];
-      if (a.connector == lancer::address::kind::tcp) {
-        if (i > 0 && a.port == 0) {
-          // Worker 0 made one source per address, in order: take the port it was given.
-          a.port = static_cast<const lancer::tcp_source&>(*workers[0]->sources[k]).port();
-        }
-        lancer::tcp_options to;
-        to.exclusive = i == 0 && !o.reuse_port;  // later workers share worker 0's port
-        w->attach(*w->servers[0], std::make_unique<lancer::tcp_source>(a, to));
-      } else if (i == 0) {
-        w->attach(*w->servers[0], std::make_unique<lancer::unix_source>(a));
-      }
-    }
+    workers_.push_back(std::make_unique<worker>(std::move(service)));
+    worker& w = *workers_.back();
+    const std::size_t index = workers_.size() - 1;
+    for (const std::string& name : listen)
+      add_listener(w, index, name, resolve(name), cfg_.reuse_port);
     if (i == 0) {
-      for (const int fd : activated)
-        w->attach(*w->servers[0], std::make_unique<lancer::fd_source>(fd));
+      for (const int fd : activated_)
+        w.attach(*w.servers[0], std::make_unique<lancer::fd_source>(fd));
     }
     // Each --forward rule: a server of its own, whose listener sends every connection on.
-    for (const forward_rule& rule : forwards) {
-      lancer::server& fwd = w->add_server(lancer::forward(rule.upstream));
-      if (rule.listen.connector == lancer::address::kind::tcp) {
-        lancer::tcp_options to;
-        to.exclusive = i == 0 && !o.reuse_port;
-        w->attach(fwd, std::make_unique<lancer::tcp_source>(rule.listen, to));
+    for (const auto& [from, to] : cfg_.forward) {
+      const lancer::address listen_at = lancer::parse_address(from);
+      lancer::server& fwd = w.add_server(lancer::forward(lancer::parse_address(to, true)));
+      if (listen_at.connector == lancer::address::kind::tcp) {
+        lancer::tcp_options to_options;
+        to_options.exclusive = i == 0 && !cfg_.reuse_port;
+        w.attach(fwd, std::make_unique<lancer::tcp_source>(listen_at, to_options));
       } else if (i == 0) {
-        w->attach(fwd, std::make_unique<lancer::unix_source>(rule.listen));
+        w.attach(fwd, std::make_unique<lancer::unix_source>(listen_at));
       }
     }
     try {
-      w->start(o.drain_seconds);
+      w.start(cfg_.drain_seconds);
     } catch (const std::system_error& e) {
       const bool taken = e.code() == std::errc::address_in_use;
       lancer::log(lancer::log_level::error, "server", "{}{}", e.what(),
-                  taken && !o.reuse_port ? " (--reuse-port shares a TCP port on purpose)" : "");
+                  taken && !cfg_.reuse_port ? " (--reuse-port shares a TCP port on purpose)" : "");
       return 1;
     }
-    workers.push_back(std::move(w));
   }
-  // Signals arrive through worker 0's reactor; every worker is told to drain.
-  worker& first = *workers[0];
-  boost::asio::signal_set signals(first.sched.reactor(), SIGINT, SIGTERM, SIGHUP);
-  std::function<void(const boost::system::error_code&, int)> on_signal =
+
+  // Signals arrive through worker 0's reactor.
+  worker& first = *workers_[0];
+  signals_.emplace(first.sched.reactor(), SIGINT, SIGTERM, SIGHUP);
+  std::function<void(const boost::system::error_code&, int)> on_sig =
       [&](const boost::system::error_code& ec, int sig) {
         if (ec) return;
-        if (sig == SIGHUP) {
-          if (requests.reopen()) {
-            lancer::log(lancer::log_level::info, "server", "SIGHUP: reopened the access log {}",
-                        requests.destination());
-          }
-          signals.async_wait(on_signal);
-          return;
-        }
-        lancer::log(lancer::log_level::info, "server", "{}: draining {} thread(s) for up to {} s",
-                    sig == SIGINT ? "SIGINT" : "SIGTERM", workers.size(), o.drain_seconds);
-        if (o.systemd) lancer::systemd::notify("STOPPING=1");
-        for (auto& w : workers)
-          w->request_drain();
+        on_signal(sig);
+        signals_->async_wait(on_sig);
       };
-  signals.async_wait(on_signal);
+  signals_->async_wait(on_sig);
+  delay_timer_.emplace(first.sched.reactor());
+  module_timer_.emplace(first.sched.reactor());
+  if (!cfg_.modules.empty() && !cfg_.no_reload) watch_modules();
   // Ready only now: a SIGTERM from here on drains (before, it would have killed the process).
-  if (!o.pid_file.empty()) {
-    std::ofstream(o.pid_file) << ::getpid() << "\n";
+  if (!cfg_.pid_file.empty()) {
+    std::ofstream(cfg_.pid_file) << ::getpid() << "\n";
   }
-  if (o.systemd) lancer::systemd::notify("READY=1");
+  if (cfg_.systemd) lancer::systemd::notify("READY=1");
 
-  for (std::size_t i = 1; i < workers.size(); ++i) {
-    workers[i]->os_thread = std::thread([w = workers[i].get()] { w->sched.run_forever(); });
+  for (std::size_t i = 1; i < workers_.size(); ++i) {
+    workers_[i]->os_thread = std::thread([this, w = workers_[i].get()] {
+      rt_.metrics.watch(*w->servers[0]);
+      w->sched.run_forever();
+    });
   }
+  rt_.metrics.watch(*first.servers[0]);
   first.sched.run_forever();
-  for (std::size_t i = 1; i < workers.size(); ++i)
-    workers[i]->os_thread.join();
-  requests.flush();  // every request answered has its line before the process ends
-  if (!o.pid_file.empty()) fs::remove(o.pid_file);
+  for (std::size_t i = 1; i < workers_.size(); ++i)
+    workers_[i]->os_thread.join();
+  access_log_->flush();  // every request answered has its line before the process ends
+  if (!cfg_.pid_file.empty()) fs::remove(cfg_.pid_file);
   lancer::log(lancer::log_level::info, "server", "exiting");
   return 0;
+}
+
+void app::on_signal(int sig) {
+  if (sig == SIGHUP) {
+    reload();
+    if (access_log_->reopen()) {
+      lancer::log(lancer::log_level::info, "server", "SIGHUP: reopened the access log {}",
+                  access_log_->destination());
+    }
+    return;
+  }
+  rt_.draining.store(true, std::memory_order_relaxed);  // the health endpoint says so
+  if (sig == SIGTERM && cfg_.drain_delay_seconds > 0 && !drain_started_ && !drain_delayed_) {
+    drain_delayed_ = true;
+    lancer::log(lancer::log_level::info, "server",
+                "SIGTERM: draining in {} s; the health endpoint says draining until then",
+                cfg_.drain_delay_seconds);
+    if (cfg_.systemd) lancer::systemd::notify("STOPPING=1");
+    delay_timer_->expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+        std::chrono::duration<double>(cfg_.drain_delay_seconds)));
+    delay_timer_->async_wait([this](const boost::system::error_code& ec) {
+      if (!ec) start_drain();
+    });
+    return;
+  }
+  lancer::log(lancer::log_level::info, "server", "{}: draining {} thread(s) for up to {} s",
+              sig == SIGINT ? "SIGINT" : "SIGTERM", workers_.size(), cfg_.drain_seconds);
+  start_drain();
+}
+
+void app::start_drain() {
+  if (drain_started_) return;
+  drain_started_ = true;
+  delay_timer_->cancel();
+  module_timer_->cancel();
+  if (cfg_.systemd) lancer::systemd::notify("STOPPING=1");
+  for (auto& w : workers_)
+    w->request_drain();
+}
+
+bool app::install(const config& next, std::string_view why) {
+  std::vector<std::shared_ptr<const http::service>> services;
+  try {
+    for (std::size_t i = 0; i < workers_.size(); ++i)
+      services.push_back(lancer_serve::make_service(next, modules_, rt_));
+  } catch (const config_error& e) {
+    lancer::log(lancer::log_level::error, "server", "{}: refused, the old configuration stays: {}",
+                why, e.what());
+    return false;
+  }
+  // New listeners first, in worker 0, on this thread: one that cannot be had refuses it all.
+  const bool activated = !activated_.empty();
+  const std::vector<std::string> old_listen = listen_of(cfg_, activated);
+  const std::vector<std::string> new_listen = listen_of(next, activated);
+  std::vector<std::string> added, removed;
+  for (const std::string& a : new_listen)
+    if (std::find(old_listen.begin(), old_listen.end(), a) == old_listen.end()) added.push_back(a);
+  for (const std::string& a : old_listen)
+    if (std::find(new_listen.begin(), new_listen.end(), a) == new_listen.end())
+      removed.push_back(a);
+  std::vector<std::string> bound;
+  for (const std::string& a : added) {
+    try {
+      add_listener(*workers_[0], 0, a, resolve(a), cfg_.reuse_port);
+      bound.push_back(a);
+    } catch (const std::exception& e) {
+      for (const std::string& b : bound)
+        workers_[0]->unlisten(b);
+      lancer::log(lancer::log_level::error, "server",
+                  "{}: refused, the old configuration stays: cannot listen on {}: {}", why, a,
+                  e.what());
+      return false;
+    }
+  }
+  for (const std::string& a : removed)
+    workers_[0]->unlisten(a);
+  workers_[0]->slot->set(services[0]);
+  std::vector<std::pair<std::string, lancer::address>> to_add;
+  for (const std::string& a : added)
+    to_add.emplace_back(a, resolve(a));
+  const bool reuse_port = cfg_.reuse_port;
+  for (std::size_t i = 1; i < workers_.size(); ++i) {
+    worker* w = workers_[i].get();
+    boost::asio::post(w->sched.reactor(), [i, w, s = services[i], to_add, removed, reuse_port] {
+      w->slot->set(s);
+      for (const std::string& a : removed)
+        w->unlisten(a);
+      for (const auto& [name, a] : to_add) {
+        try {
+          add_listener(*w, i, name, a, reuse_port);
+        } catch (const std::exception& e) {
+          lancer::log(lancer::log_level::error, "server", "thread {}: cannot listen on {}: {}", i,
+                      name, e.what());
+        }
+      }
+    });
+  }
+  for (const std::string& a : added)
+    lancer::log(lancer::log_level::info, "server", "{}: listening on {}", why, a);
+  for (const std::string& a : removed)
+    lancer::log(lancer::log_level::info, "server", "{}: no longer listening on {}", why, a);
+  return true;
+}
+
+void app::reload() {
+  if (cl_.config_file.empty()) {
+    lancer::log(lancer::log_level::info, "server", "SIGHUP: no configuration file to reload");
+    return;
+  }
+  config next;
+  try {
+    next = lancer_serve::load(cl_);
+    if (!next.trusted_proxies.empty()) http::trusted_proxies check(next.trusted_proxies);
+  } catch (const std::exception& e) {
+    lancer::log(lancer::log_level::error, "server",
+                "SIGHUP: the configuration was not reloaded, the old one stays: {}", e.what());
+    rt_.metrics.count_reload(false);
+    return;
+  }
+  // What a reload cannot change: said, and kept as it is.
+  const auto keeps = [&](bool same, std::string_view key) {
+    if (!same)
+      lancer::log(lancer::log_level::warn, "server",
+                  "SIGHUP: {} changes only at a restart; it stays as it was", key);
+  };
+  keeps(next.threads == cfg_.threads, "threads");
+  keeps(next.forward == cfg_.forward, "forward");
+  keeps(next.access_log == cfg_.access_log && next.access_log_format == cfg_.access_log_format,
+        "access-log");
+  keeps(next.trusted_proxies == cfg_.trusted_proxies, "trusted-proxy");
+  keeps(next.systemd == cfg_.systemd && next.reuse_port == cfg_.reuse_port &&
+            next.pid_file == cfg_.pid_file,
+        "systemd, reuse-port and out-pid");
+  next.threads = cfg_.threads;
+  next.forward = cfg_.forward;
+  next.access_log = cfg_.access_log;
+  next.access_log_format = cfg_.access_log_format;
+  next.trusted_proxies = cfg_.trusted_proxies;
+  next.systemd = cfg_.systemd;
+  next.reuse_port = cfg_.reuse_port;
+  next.pid_file = cfg_.pid_file;
+  modules_.update(next, !next.no_reload, false);
+  if (!install(next, "SIGHUP")) {
+    rt_.metrics.count_reload(false);
+    return;
+  }
+  const bool watching = !cfg_.modules.empty() && !cfg_.no_reload;
+  cfg_ = std::move(next);
+  lancer::set_log_level(cfg_.level);
+  rt_.metrics.count_reload(true);
+  lancer::log(lancer::log_level::info, "server", "SIGHUP: reloaded {}", cl_.config_file);
+  if (!watching && !cfg_.modules.empty() && !cfg_.no_reload) watch_modules();
+}
+
+// Once a second: a module whose file changed is loaded again, and the services made anew.
+void app::watch_modules() {
+  module_timer_->expires_after(std::chrono::seconds(1));
+  module_timer_->async_wait([this](const boost::system::error_code& ec) {
+    if (ec || drain_started_ || cfg_.modules.empty() || cfg_.no_reload) return;
+    if (modules_.any_changed()) {
+      modules_.update(cfg_, true, false);
+      if (install(cfg_, "module reload")) rt_.metrics.count_reload(true);
+    }
+    watch_modules();
+  });
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const lancer_serve::command_line cl = lancer_serve::parse_command_line(argc, argv);
+  config c;
+  try {
+    c = lancer_serve::load(cl);
+    if (!c.trusted_proxies.empty()) {
+      try {
+        http::trusted_proxies check(c.trusted_proxies);
+      } catch (const std::invalid_argument& e) {
+        throw config_error(
+            fmt::format("{}: trusted-proxy: {}", c.where_of("trusted-proxy").str(), e.what()));
+      }
+    }
+  } catch (const config_error& e) {
+    std::fprintf(stderr, "lancer-serve: %s\n", e.what());
+    return 1;
+  }
+  lancer::set_log_level(c.level);
+  if (cl.test_only) {
+    // Everything a start would make, but no listener: the routes, the modules, the files.
+    lancer_serve::runtime rt;
+    lancer_serve::module_set modules;
+    try {
+      modules.update(c, true, true);
+      (void)lancer_serve::make_service(c, modules, rt);
+    } catch (const config_error& e) {
+      std::fprintf(stderr, "lancer-serve: %s\n", e.what());
+      return 1;
+    }
+    std::printf("lancer-serve: the configuration%s%s is good\n",
+                cl.config_file.empty() ? "" : " in ", cl.config_file.c_str());
+    return 0;
+  }
+  return app(cl, std::move(c)).run();
 }
