@@ -21,7 +21,8 @@ buffer::buffer(buffer&& other) noexcept
     : data_(std::exchange(other.data_, nullptr)),
       begin_(std::exchange(other.begin_, 0)),
       end_(std::exchange(other.end_, 0)),
-      capacity_(std::exchange(other.capacity_, 0)) {}
+      capacity_(std::exchange(other.capacity_, 0)),
+      added_(std::exchange(other.added_, 0)) {}
 
 buffer& buffer::operator=(buffer&& other) noexcept {
   if (this != &other) {
@@ -30,6 +31,7 @@ buffer& buffer::operator=(buffer&& other) noexcept {
     begin_ = std::exchange(other.begin_, 0);
     end_ = std::exchange(other.end_, 0);
     capacity_ = std::exchange(other.capacity_, 0);
+    added_ = std::exchange(other.added_, 0);
   }
   return *this;
 }

@@ -343,8 +343,14 @@ task<> stream::send_file(int fd, std::uint64_t offset, std::uint64_t length) {
   if (sends_files()) {
     file_ = &f;
     flush_awaiter sent = flush();  // the bytes before it, then the whole region
-    co_await sent;
+    try {
+      co_await sent;
+    } catch (...) {
+      files_sent_ += length - f.left;  // what went before the failure
+      throw;
+    }
     file_ = nullptr;
+    files_sent_ += length - f.left;
     if (f.error == 0) {
       guard.done = true;
       co_return;

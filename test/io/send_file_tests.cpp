@@ -150,6 +150,7 @@ TEST_CASE("send_file over a Unix socket: the header, 8 MiB zero-copy, the traile
   lancer::scheduler sched;
   bool zero_copy = false;
   std::size_t unsent_after = 1;
+  std::uint64_t written = 0;
   sched.run_until_complete([&]() -> task<> {
     auto s = co_await lancer::connect(at(peer.address), 5s);
     peer.read_after_accept();
@@ -160,9 +161,11 @@ TEST_CASE("send_file over a Unix socket: the header, 8 MiB zero-copy, the traile
     s->write("TRAILER");
     s->close();  // after the trailer the peer reads EOF
     co_await s->flush();
+    written = s->bytes_written();
   }());
   peer.join();
   CHECK(zero_copy);
+  CHECK(written == 8 + file.bytes.size() + 7);  // the zero-copy bytes count too
   CHECK(unsent_after == 0);  // every file byte was handed to the kernel when it returned
   CHECK(peer.eof);
   REQUIRE(peer.got.size() == 8 + file.bytes.size() + 7);
@@ -320,6 +323,7 @@ TEST_CASE("send_file through the fake network: pread pieces, bounded buffer, the
   std::size_t largest_unsent = 0;
   bool zero_copy = true;
   bool done = false;
+  std::uint64_t written = 0;
   constexpr std::uint64_t k_offset = 1001;
   const lancer::stream_options options{.high_water = 64 * 1024};
   sched.run_until_complete([&]() -> task<> {
@@ -339,6 +343,7 @@ TEST_CASE("send_file through the fake network: pread pieces, bounded buffer, the
     s->write("[");
     co_await s->send_file(file.fd, k_offset, file.bytes.size() - k_offset);
     s->write("]");
+    written = s->bytes_written();
     s->close();  // the buffered rest goes first, then the EOF
     done = true;
     while (!end.peer_done())
@@ -346,6 +351,7 @@ TEST_CASE("send_file through the fake network: pread pieces, bounded buffer, the
     co_await lancer::wakeback_later();
   }());
   CHECK_FALSE(zero_copy);
+  CHECK(written == file.bytes.size() - k_offset + 2);
   CHECK(pieces > 100);
   CHECK(largest_unsent <= options.high_water + 64 * 1024);
   REQUIRE(got.size() == file.bytes.size() - k_offset + 2);

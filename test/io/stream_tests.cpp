@@ -77,6 +77,29 @@ TEST_CASE(
   CHECK(b.net.connections(at("tcp/10.0.0.1:7")) == 1);
 }
 
+TEST_CASE("a stream counts the bytes it received and the bytes written to it") {
+  bed b;
+  b.net.serve(at("tcp/10.0.0.1:7"), echo_peer);
+  std::uint64_t before_read = 1, received = 0, written = 0;
+  b.sched.run_until_complete([&]() -> task<> {
+    auto s = co_await b.net.connect(at("tcp/10.0.0.1:7"), 1s);
+    s->write("abc");
+    co_await s->send("defg");
+    before_read = s->bytes_received();
+    s->close();
+    for (;;) {
+      const std::size_t n = co_await s->read();
+      if (n == 0 && s->at_eof()) break;
+      s->consume(1);  // consumed bytes were still received
+    }
+    received = s->bytes_received();
+    written = s->bytes_written();
+  }());
+  CHECK(before_read == 0);
+  CHECK(received == 7);
+  CHECK(written == 7);
+}
+
 TEST_CASE("one thread reads a stream while another writes it") {
   bed b;
   std::vector<std::string> events;

@@ -36,9 +36,16 @@ class buffer {
 
   // Returns at least `n` writable bytes after the data; commit() makes them part of it.
   std::span<char> prepare(std::size_t n);
-  void commit(std::size_t n) noexcept { end_ += static_cast<std::uint32_t>(n); }
+  void commit(std::size_t n) noexcept {
+    end_ += static_cast<std::uint32_t>(n);
+    added_ += n;
+  }
 
   void append(std::string_view bytes);
+
+  // How many bytes were ever added (append and commit), whatever was consumed or released
+  // since: a stream's byte counts.
+  std::uint64_t added() const noexcept { return added_; }
 
   // Gives the storage back if the buffer is empty; a no-op otherwise.
   void release() noexcept {
@@ -52,6 +59,7 @@ class buffer {
   std::uint32_t begin_ = 0;     // first unconsumed byte
   std::uint32_t end_ = 0;       // one past the last byte
   std::uint32_t capacity_ = 0;  // bytes of storage (at most 4 GiB: a larger append throws)
+  std::uint64_t added_ = 0;     // bytes ever added
 };
 
 }  // namespace lancer
