@@ -228,13 +228,17 @@ void append_access_line(std::string& out, const connection& c, const request& re
   out += " - - [";
   out.append(t.text[0], t.len[0]);
   out += "] \"";
-  append_clean(out, req.method());
-  out += ' ';
-  append_clean(out, req.target());
-  out += " HTTP/";
-  out += static_cast<char>('0' + req.version() / 10);
-  out += '.';
-  out += static_cast<char>('0' + req.version() % 10);
+  if (req.method().empty()) {  // refused before its request line was parsed
+    out += '-';
+  } else {
+    append_clean(out, req.method());
+    out += ' ';
+    append_clean(out, req.target());
+    out += " HTTP/";
+    out += static_cast<char>('0' + req.version() / 10);
+    out += '.';
+    out += static_cast<char>('0' + req.version() % 10);
+  }
   out += "\" ";
   append_number(out, req.response_status());
   out += ' ';

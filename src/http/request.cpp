@@ -112,6 +112,30 @@ const http::headers& request::headers() const noexcept {
   return headers_;
 }
 
+void request::start(connection& c) noexcept {
+  conn_ = &c;
+  started_at_ = c.now();
+  read_mark_ = c.bytes_received() - c.buffered().size();
+  write_mark_ = c.bytes_written();
+}
+
+std::uint64_t request::request_bytes() const noexcept {
+  if (conn_ == nullptr) return 0;
+  const std::string_view in = conn_->buffered();
+  // What is still buffered of it: its header and the body kept behind it, or, when its
+  // header never became whole (it was refused), all of it.
+  const std::uint64_t held =
+      header_size_ != 0 ? std::min<std::uint64_t>(header_size_ + body_in_buffer_, in.size())
+                        : in.size();
+  const std::uint64_t consumed = conn_->bytes_received() - in.size();
+  return consumed + held - read_mark_;
+}
+
+std::uint64_t request::response_bytes() const noexcept {
+  if (conn_ == nullptr) return 0;
+  return conn_->bytes_written() - write_mark_;
+}
+
 void request::reset() noexcept {
   headers_.clear();
   method_off_ = method_len_ = target_off_ = target_len_ = 0;
@@ -129,6 +153,7 @@ void request::reset() noexcept {
   header_size_ = body_in_buffer_ = 0;
   body_left_ = body_received_ = 0;
   started_at_ = body_started_at_ = {};
+  read_mark_ = write_mark_ = 0;
   body_started_ = body_done_ = switched_ = false;
   delete parser_;
   parser_ = nullptr;

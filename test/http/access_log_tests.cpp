@@ -206,6 +206,48 @@ TEST_CASE("access_log: JSON lines are valid JSON, whatever the client sent") {
   CHECK(lines[0].find("\"user_agent\":\"a\\\"b\\\\c\\td ") != std::string::npos);
 }
 
+TEST_CASE("access_log: a request refused before its handler is logged with its status") {
+  temp_path file("refused");
+  temp_path jfile("refused-json");
+  http::access_log combined(file.path.string());
+  http::access_log js(jfile.path.string(), {.format = http::log_format::json});
+  lancer::scheduler sched{lancer::clock::manual()};
+  lancer::server srv(sched, http::serve(hello, {.target = 64, .body = 10, .header_timeout = 5s},
+                                        [&](const connection& c, const http::request& req) {
+                                          combined.write(c, req);
+                                          js.write(c, req);
+                                        }));
+  lancer::fake_source fake;
+  srv.attach_source(fake);
+  srv.run();
+  lancer::set_log_level(lancer::log_level::warn);
+  fake.connect().exchange("POST /big HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\n");
+  fake.connect().exchange("GET /" + std::string(100, 'a') + " HTTP/1.1\r\nHost: h\r\n\r\n");
+  fake_client slow = fake.connect();
+  slow.write("GET /slow HTTP/1.1\r\nHost: h\r\n");
+  sched.run_until_idle();
+  sched.advance(6s);
+  fake_client gone = fake.connect();  // closes in the middle of a header: nothing answered
+  gone.write("GET /gone HTTP/1.1\r\n");
+  gone.shutdown_write();
+  sched.run_until_idle();
+  sched.advance(5s);
+  lancer::set_log_level(lancer::log_level::info);
+  combined.flush();
+  js.flush();
+  const std::vector<std::string> lines = lines_of(read_file(file.path));
+  REQUIRE(lines.size() == 3);
+  CHECK(lines[0].find("\"POST /big HTTP/1.1\" 413 ") != std::string::npos);
+  CHECK(lines[1].find("] \"-\" 414 ") != std::string::npos);  // the request line was not read
+  CHECK(lines[2].find("] \"-\" 408 ") != std::string::npos);  // its header never ended
+  const std::vector<std::string> jl = lines_of(read_file(jfile.path));
+  REQUIRE(jl.size() == 3);
+  const json::object o = json::parse(jl[1]).as_object();
+  CHECK(o.at("status").to_number<int>() == 414);
+  CHECK(o.at("method").as_string() == "");
+  CHECK(o.at("target").as_string() == "");
+}
+
 TEST_CASE("access_log: parse_log_format takes combined and json only") {
   http::log_format f = http::log_format::json;
   CHECK(http::parse_log_format("combined", f));

@@ -31,6 +31,10 @@
 //      "target":"/","protocol":"HTTP/1.1","status":200,"bytes_sent":13,"referer":"",
 //      "user_agent":"curl/8.0","request_time":0.002,"host":"example.com"}
 //   `time` is the local time with its UTC offset; a missing Referer, User-Agent or Host is "".
+// - A request refused before its handler is logged too (400, 408, 413, 414, 431, ...). One
+//   refused before its request line was parsed (a header that never ended, a target over the
+//   limit) shows "-" as its request in the combined format, and empty method and target in
+//   JSON.
 //   Strings are escaped as JSON requires (quote, backslash, control characters); valid UTF-8
 //   is kept, and each byte that is not part of valid UTF-8 becomes \ufffd.
 // - The request time runs from the request's start (request::started_at, when its first byte

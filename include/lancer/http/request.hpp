@@ -91,6 +91,14 @@ class request {
   // When reading the request began: the scheduler's time (see scheduler::now) when its first
   // bytes were looked at. The start of an access log's request time.
   clock::time_point started_at() const noexcept { return started_at_; }
+  // The bytes this request took from the connection so far: its request line and header (and
+  // the empty lines before them), and the body read (chunk framing included); a request that
+  // was refused before its header was whole counts all that was buffered. A body the handler
+  // left unread is not counted (it is skipped after the access hook). 0 before reading began.
+  std::uint64_t request_bytes() const noexcept;
+  // The bytes written on the connection for its answer: status line, header, body and chunk
+  // framing, a `100 Continue` included (stream::bytes_written since the request began).
+  std::uint64_t response_bytes() const noexcept;
 
  private:
   friend class detail::request_parser;
@@ -99,6 +107,8 @@ class request {
 
   std::string_view view(std::uint32_t off, std::uint32_t len) const noexcept;
   void reset() noexcept;
+  // Reading the request begins on `c`, now: sets conn_, started_at_ and the byte marks.
+  void start(connection& c) noexcept;
 
   connection* conn_ = nullptr;  // whose buffer the offsets point into
   mutable http::headers headers_;
@@ -121,6 +131,8 @@ class request {
   std::uint64_t body_left_ = 0;          // fixed body bytes not handed to the handler yet
   std::uint64_t body_received_ = 0;      // raw body bytes received so far (for the rate)
   clock::time_point started_at_{};       // when reading the request began
+  std::uint64_t read_mark_ = 0;          // the connection's bytes consumed before it began
+  std::uint64_t write_mark_ = 0;         // the connection's bytes written before it began
   clock::time_point body_started_at_{};  // when the body's reading began
   bool body_started_ = false;            // the handler asked for (part of) the body
   bool body_done_ = false;               // the whole body has been read
