@@ -145,14 +145,12 @@ void append_json_string(std::string& out, std::string_view v) {
   out += '"';
 }
 
-// The address without its port, as nginx writes $remote_addr.
-std::string_view remote_addr(const connection& c) {
-  std::string_view peer = c.peer_address();
-  if (const std::size_t colon = peer.rfind(':'); colon != std::string::npos && peer != "unix") {
-    peer = peer.substr(0, colon);
-    if (peer.size() > 2 && peer.front() == '[') peer = peer.substr(1, peer.size() - 2);
-  }
-  return peer;
+// The address without its port, as nginx writes $remote_addr; with trusted proxies, the
+// client's address they forwarded.
+std::string_view remote_addr(const connection& c, const request& req,
+                             const trusted_proxies* trusted) noexcept {
+  if (trusted != nullptr) return client_address(c, req, *trusted);
+  return peer_ip(c.peer_address());
 }
 
 // The wall-clock second for a line. On a steady clock the system clock is read only when the
@@ -220,11 +218,11 @@ void append_clean(std::string& out, std::string_view v) {
   }
 }
 
-}  // namespace
-
-void append_access_line(std::string& out, const connection& c, const request& req) {
+// The combined line, with `addr` as the remote address.
+void append_combined_line(std::string& out, const connection& c, const request& req,
+                          std::string_view addr) {
   const shown_time& t = local_time(wall_second(c));
-  out += remote_addr(c);
+  out += addr;
   out += " - - [";
   out.append(t.text[0], t.len[0]);
   out += "] \"";
@@ -252,6 +250,12 @@ void append_access_line(std::string& out, const connection& c, const request& re
   out += '"';
 }
 
+}  // namespace
+
+void append_access_line(std::string& out, const connection& c, const request& req) {
+  append_combined_line(out, c, req, peer_ip(c.peer_address()));
+}
+
 std::string access_line(const connection& c, const request& req) {
   std::string out;
   append_access_line(out, c, req);
@@ -261,18 +265,20 @@ std::string access_line(const connection& c, const request& req) {
 namespace {
 
 // nginx's combined format (append_access_line), then the request time.
-void append_combined(std::string& out, const connection& c, const request& req) {
-  append_access_line(out, c, req);
+void append_combined(std::string& out, const connection& c, const request& req,
+                     const trusted_proxies* trusted) {
+  append_combined_line(out, c, req, remote_addr(c, req, trusted));
   out += ' ';
   append_seconds(out, request_millis(c, req));
 }
 
-void append_json(std::string& out, const connection& c, const request& req) {
+void append_json(std::string& out, const connection& c, const request& req,
+                 const trusted_proxies* trusted) {
   const shown_time& t = local_time(wall_second(c));
   out += "{\"time\":\"";
   out.append(t.text[1], t.len[1]);
   out += "\",\"remote_addr\":";
-  append_json_string(out, remote_addr(c));
+  append_json_string(out, remote_addr(c, req, trusted));
   out += ",\"method\":";
   append_json_string(out, req.method());
   out += ",\"target\":";
@@ -309,12 +315,13 @@ bool parse_log_format(std::string_view text, log_format& out) noexcept {
   return true;
 }
 
-void append_log_line(std::string& out, log_format f, const connection& c, const request& req) {
+void append_log_line(std::string& out, log_format f, const connection& c, const request& req,
+                     const trusted_proxies* trusted) {
   if (f == log_format::json) {
-    append_json(out, c, req);
+    append_json(out, c, req, trusted);
     return;
   }
-  append_combined(out, c, req);
+  append_combined(out, c, req, trusted);
 }
 
 // --- the log --------------------------------------------------------------------------------
@@ -433,7 +440,7 @@ void access_log_state::log(const connection& c, const request& req) {
   if (s == nullptr) {  // no turn to batch for: at once
     thread_local std::string line;
     line.clear();
-    append_log_line(line, options.format, c, req);
+    append_log_line(line, options.format, c, req, options.trusted.get());
     line += '\n';
     write_out(line);
     return;
@@ -442,7 +449,7 @@ void access_log_state::log(const connection& c, const request& req) {
   std::lock_guard lock(sh.mutex);
   const clock::time_point now = c.now();
   if (sh.lines.empty()) sh.first_at = now;
-  append_log_line(sh.lines, options.format, c, req);
+  append_log_line(sh.lines, options.format, c, req, options.trusted.get());
   sh.lines += '\n';
   if (sh.lines.size() >= options.batch_bytes || now - sh.first_at >= options.max_delay)
     write_shard(sh);

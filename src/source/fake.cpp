@@ -21,10 +21,13 @@ void fake_source::stop() noexcept {
 }
 
 fake_client fake_source::connect() {
+  return connect("fake/" + std::to_string(next_++));
+}
+
+fake_client fake_source::connect(std::string peer_address) {
   // A stopped source's server may be gone already: look at it only while accepting.
   const bool open = accepting_ && server_ != nullptr;
-  auto [t, end] =
-      make_fake_link("fake/" + std::to_string(next_++), open ? &server_->sched() : nullptr);
+  auto [t, end] = make_fake_link(std::move(peer_address), open ? &server_->sched() : nullptr);
   if (!open) {
     t->close();  // refused: the client sees a closed connection
     return fake_client{std::move(end), 0};

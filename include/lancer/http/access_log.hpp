@@ -31,6 +31,8 @@
 //      "target":"/","protocol":"HTTP/1.1","status":200,"bytes_sent":13,"referer":"",
 //      "user_agent":"curl/8.0","request_time":0.002,"host":"example.com"}
 //   `time` is the local time with its UTC offset; a missing Referer, User-Agent or Host is "".
+// - The remote address is the peer's IP, or with `access_log_options::trusted`, the client's
+//   address its trusted proxies forwarded (http::client_address, proxies.hpp).
 // - A request refused before its handler is logged too (400, 408, 413, 414, 431, ...). One
 //   refused before its request line was parsed (a header that never ended, a target over the
 //   limit) shows "-" as its request in the combined format, and empty method and target in
@@ -50,6 +52,7 @@
 
 #include "lancer/core/connection.hpp"
 #include "lancer/http/httputil.hpp"
+#include "lancer/http/proxies.hpp"
 #include "lancer/http/request.hpp"
 #include "lancer/sched/clock.hpp"
 
@@ -66,12 +69,17 @@ bool parse_log_format(std::string_view text, log_format& out) noexcept;
 
 // Appends the line for `req` in format `f` to `out`, without its newline. No allocation once
 // `out` has grown. This is what an access_log writes; tests and other sinks may call it.
-void append_log_line(std::string& out, log_format f, const connection& c, const request& req);
+// With `trusted`, the remote address is http::client_address's (proxies.hpp).
+void append_log_line(std::string& out, log_format f, const connection& c, const request& req,
+                     const trusted_proxies* trusted = nullptr);
 
 struct access_log_options {
   log_format format = log_format::combined;
   std::size_t batch_bytes = 64 * 1024;                  // a buffer this full is written at once
   clock::duration max_delay = std::chrono::seconds(1);  // no line waits longer (in one turn)
+  // The proxies whose X-Forwarded-For gives the remote address (http::client_address);
+  // null: the peer's address, always.
+  std::shared_ptr<const trusted_proxies> trusted = nullptr;
 };
 
 class access_log {

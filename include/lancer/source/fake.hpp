@@ -59,6 +59,10 @@ class fake_source : public source {
   // Opens a connection to the server, as a client's connect() would. If the source is not
   // accepting (not started, or stopped), the client is refused: server_closed() is true.
   fake_client connect();
+  // The same, with the server's side naming its peer `peer_address` instead of "fake/N", as
+  // a socket source would ("192.0.2.1:5000", "[2001:db8::1]:5000", "unix"): for code that
+  // looks at the client's address (an access log, trusted proxies).
+  fake_client connect(std::string peer_address);
 
   // For fake_network::serve: each call makes a connection to the server (its peer named
   // `client_name`) and returns the client's side as a transport. Throws connection_error
