@@ -151,6 +151,7 @@ struct option {
   std::function<void(config&, std::string_view key, std::string_view value)> set;
   // Empties a list (a repeatable flag on the command line replaces the file's).
   std::function<void(config&)> clear = [](config&) {};
+  std::string_view pair_names = "KEY=VALUE";  // for `pairs`, what the flag takes
 };
 
 const std::vector<option>& options() {
@@ -168,20 +169,20 @@ const std::vector<option>& options() {
                    check_address(v, true);
                    c.forward.emplace_back(k, v);
                  },
-                 [](config& c) { c.forward.clear(); }});
+                 [](config& c) { c.forward.clear(); }, "LISTEN=UPSTREAM"});
     o.push_back({"cgi", kind::pairs,
                  [](config& c, std::string_view k, std::string_view v) {
                    check_prefix(k);
                    c.cgi.emplace_back(k, v);
                  },
-                 [](config& c) { c.cgi.clear(); }});
+                 [](config& c) { c.cgi.clear(); }, "PREFIX=DIR"});
     o.push_back({"proxy", kind::pairs,
                  [](config& c, std::string_view k, std::string_view v) {
                    check_prefix(k);
                    check_address(v, true);
                    c.proxy.emplace_back(k, v);
                  },
-                 [](config& c) { c.proxy.clear(); }});
+                 [](config& c) { c.proxy.clear(); }, "PREFIX=UPSTREAM"});
     o.push_back(
         {"root", kind::value, [](config& c, std::string_view, std::string_view v) { c.root = v; }});
     o.push_back({"autoindex", kind::flag, [](config& c, std::string_view, std::string_view v) {
@@ -192,12 +193,12 @@ const std::vector<option>& options() {
                    check_prefix(k);
                    c.files.cache_control.emplace_back(k, v);
                  },
-                 [](config& c) { c.files.cache_control.clear(); }});
+                 [](config& c) { c.files.cache_control.clear(); }, "PREFIX=VALUE"});
     o.push_back({"mime", kind::pairs,
                  [](config& c, std::string_view k, std::string_view v) {
                    c.files.mime.add(std::string(k), std::string(v));
                  },
-                 [](config& c) { c.files.mime = {}; }});
+                 [](config& c) { c.files.mime = {}; }, "EXT=TYPE"});
     o.push_back(
         {"file-cache-valid", kind::value, [](config& c, std::string_view, std::string_view v) {
            c.files.cache_valid = duration_of(seconds(v, 86400));
@@ -660,13 +661,13 @@ config load(const command_line& cl) {
       if (o->what == kind::pairs) {
         const std::size_t eq = value.find('=');
         if (eq == std::string::npos || eq == 0 || eq + 1 == value.size())
-          throw std::invalid_argument(fmt::format("expected KEY=VALUE, not '{}'", value));
+          throw std::invalid_argument(fmt::format("expected {}, not '{}'", o->pair_names, value));
         o->set(c, std::string_view(value).substr(0, eq), std::string_view(value).substr(eq + 1));
       } else {
         o->set(c, {}, value);
       }
     } catch (const std::invalid_argument& e) {
-      throw config_error(fmt::format("--{}: {}", name, e.what()));
+      throw config_error(fmt::format("--{}: {}", name, e.what()), true);
     }
     c.origins.emplace_back(name, where);
   }

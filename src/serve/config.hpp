@@ -39,7 +39,13 @@ struct origin {
 
 class config_error : public std::runtime_error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit config_error(const std::string& what, bool command_line = false)
+      : std::runtime_error(what), command_line_(command_line) {}
+  // Whether the error is the command line's (lancer-serve then exits 2 with its usage).
+  bool command_line() const noexcept { return command_line_; }
+
+ private:
+  bool command_line_;
 };
 
 // A route of a host: requests whose path starts with `prefix` go to a static root, a proxy's

@@ -8,6 +8,7 @@
 // SIGINT and SIGTERM drain: stop accepting, let requests in flight finish (up to --drain
 // seconds), close idle keep-alive connections, write the access log's last lines, exit 0
 // (SIGTERM first waits --drain-delay seconds, the health endpoint answering 503).
+// SIGUSR2 starts the binary anew with the listening sockets (upgrade.hpp), then drains.
 // SIGHUP reloads the configuration file (a file that fails to load is refused, logged, and the
 // old configuration stays), then writes the access log's buffered lines and reopens its file.
 #include <unistd.h>
@@ -18,6 +19,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -42,6 +44,7 @@
 #include "lancer/source/tcp.hpp"
 #include "lancer/source/unix.hpp"
 #include "site.hpp"
+#include "upgrade.hpp"
 
 namespace fs = std::filesystem;
 namespace http = lancer::http;
@@ -49,6 +52,15 @@ using lancer_serve::config;
 using lancer_serve::config_error;
 
 namespace {
+
+// Says why the configuration cannot be used; returns the exit code: 2 (with the usage) for a
+// bad command line, 1 for a bad file (or any error of -t's).
+int refuse(const config_error& e, bool test_only) {
+  std::fprintf(stderr, "lancer-serve: %s\n", e.what());
+  if (!e.command_line() || test_only) return 1;
+  std::fputs(lancer_serve::usage(), stderr);
+  return 2;
+}
 
 // After the drain deadline the core cuts off whatever is left; this is how long that may take
 // before the process stops anyway.
@@ -160,6 +172,9 @@ class app {
   static void add_listener(worker& w, std::size_t i, const std::string& name, lancer::address a,
                            bool reuse_port);
   void on_signal(int sig);
+  // SIGUSR2: each worker names its listeners on its own thread, then worker 0 starts the new
+  // binary with them (upgrade.hpp) and drains once it serves.
+  void upgrade();
   void start_drain();
   void reload();
   // Makes the services from `next` and puts them in place; false (logged) if they cannot be.
@@ -172,6 +187,7 @@ class app {
   lancer_serve::module_set modules_;
   std::unique_ptr<http::access_log> access_log_;
   std::vector<std::unique_ptr<worker>> workers_;
+  lancer_serve::upgrader upgrader_;  // after workers_: it goes before their io_contexts
   std::vector<int> activated_;
   std::optional<boost::asio::signal_set> signals_;
   std::optional<boost::asio::steady_timer> delay_timer_, module_timer_;
@@ -183,7 +199,7 @@ lancer::address app::resolve(const std::string& name) const {
   lancer::address a = lancer::parse_address(name);
   if (a.connector == lancer::address::kind::tcp && a.port == 0 && !workers_.empty()) {
     for (const auto& l : workers_[0]->listeners)
-      if (l.name == name) a.port = static_cast<const lancer::tcp_source&>(*l.src).port();
+      if (l.name == name) a.port = lancer_serve::local_port(*l.src);
   }
   return a;
 }
@@ -203,8 +219,7 @@ int app::run() {
   try {
     modules_.update(cfg_, true, true);
   } catch (const config_error& e) {
-    std::fprintf(stderr, "lancer-serve: %s\n", e.what());
-    return 1;
+    return refuse(e, false);
   }
   // Buffered per worker thread, written at the end of each scheduler turn.
   http::access_log_options lo;
@@ -214,9 +229,11 @@ int app::run() {
   try {
     access_log_ = std::make_unique<http::access_log>(cfg_.access_log, lo);
   } catch (const std::system_error& e) {
-    std::fprintf(stderr, "lancer-serve: %s: cannot open the access log %s: %s\n",
-                 cfg_.where_of("access-log").str().c_str(), cfg_.access_log.c_str(), e.what());
-    return 1;
+    const lancer_serve::origin where = cfg_.where_of("access-log");
+    return refuse(config_error(fmt::format("{}: cannot open the access log {}: {}", where.str(),
+                                           cfg_.access_log, e.what()),
+                               where.file.empty()),
+                  false);
   }
   http::access_hook logged;
   if (access_log_->enabled()) logged = access_log_->hook();
@@ -233,14 +250,18 @@ int app::run() {
     try {
       service = lancer_serve::make_service(cfg_, modules_, rt_);
     } catch (const config_error& e) {
-      std::fprintf(stderr, "lancer-serve: %s\n", e.what());
-      return 1;
+      return refuse(e, false);
     }
     workers_.push_back(std::make_unique<worker>(std::move(service)));
     worker& w = *workers_.back();
     const std::size_t index = workers_.size() - 1;
-    for (const std::string& name : listen)
-      add_listener(w, index, name, resolve(name), cfg_.reuse_port);
+    for (const std::string& name : listen) {
+      if (auto inherited = upgrader_.take(name)) {  // the socket an older process handed over
+        w.listen(name, std::move(inherited));
+      } else {
+        add_listener(w, index, name, resolve(name), cfg_.reuse_port);
+      }
+    }
     if (i == 0) {
       for (const int fd : activated_)
         w.attach(*w.servers[0], std::make_unique<lancer::fd_source>(fd));
@@ -270,6 +291,7 @@ int app::run() {
   // Signals arrive through worker 0's reactor.
   worker& first = *workers_[0];
   signals_.emplace(first.sched.reactor(), SIGINT, SIGTERM, SIGHUP);
+  signals_->add(SIGUSR2);
   std::function<void(const boost::system::error_code&, int)> on_sig =
       [&](const boost::system::error_code& ec, int sig) {
         if (ec) return;
@@ -285,6 +307,7 @@ int app::run() {
     std::ofstream(cfg_.pid_file) << ::getpid() << "\n";
   }
   if (cfg_.systemd) lancer::systemd::notify("READY=1");
+  upgrader_.started();
 
   for (std::size_t i = 1; i < workers_.size(); ++i) {
     workers_[i]->os_thread = std::thread([this, w = workers_[i].get()] {
@@ -297,7 +320,11 @@ int app::run() {
   for (std::size_t i = 1; i < workers_.size(); ++i)
     workers_[i]->os_thread.join();
   access_log_->flush();  // every request answered has its line before the process ends
-  if (!cfg_.pid_file.empty()) fs::remove(cfg_.pid_file);
+  // After an upgrade, the pid file and the socket files are the new process's.
+  if (!upgrader_.handed_over()) {
+    if (!cfg_.pid_file.empty()) fs::remove(cfg_.pid_file);
+    upgrader_.remove_inherited_paths();
+  }
   lancer::log(lancer::log_level::info, "server", "exiting");
   return 0;
 }
@@ -305,12 +332,17 @@ int app::run() {
 void app::on_signal(int sig) {
   if (sig == SIGHUP) {
     reload();
-    if (access_log_->reopen()) {
+    if (access_log_->enabled() && access_log_->destination() != "-" && access_log_->reopen()) {
       lancer::log(lancer::log_level::info, "server", "SIGHUP: reopened the access log {}",
                   access_log_->destination());
     }
     return;
   }
+  if (sig == SIGUSR2) {
+    upgrade();
+    return;
+  }
+  upgrader_.stop();
   rt_.draining.store(true, std::memory_order_relaxed);  // the health endpoint says so
   if (sig == SIGTERM && cfg_.drain_delay_seconds > 0 && !drain_started_ && !drain_delayed_) {
     drain_delayed_ = true;
@@ -328,6 +360,36 @@ void app::on_signal(int sig) {
   lancer::log(lancer::log_level::info, "server", "{}: draining {} thread(s) for up to {} s",
               sig == SIGINT ? "SIGINT" : "SIGTERM", workers_.size(), cfg_.drain_seconds);
   start_drain();
+}
+
+void app::upgrade() {
+  if (!activated_.empty()) {
+    lancer::log(lancer::log_level::warn, "upgrade",
+                "SIGUSR2 ignored: socket activation's listeners are systemd's to keep; restart "
+                "the unit instead");
+    return;
+  }
+  using named = std::vector<lancer_serve::listener>;
+  auto per_worker = std::make_shared<std::vector<named>>(workers_.size());
+  auto left = std::make_shared<std::atomic<std::size_t>>(workers_.size());
+  for (std::size_t i = 0; i < workers_.size(); ++i) {
+    worker* w = workers_[i].get();
+    boost::asio::post(w->sched.reactor(), [this, i, w, per_worker, left] {
+      for (const auto& l : w->listeners)
+        (*per_worker)[i].push_back({lancer_serve::listening_fd(*l.src), l.name});
+      if (left->fetch_sub(1) != 1) return;
+      boost::asio::post(workers_[0]->sched.reactor(), [this, per_worker] {
+        named all;
+        for (const named& n : *per_worker)
+          all.insert(all.end(), n.begin(), n.end());
+        upgrader_.upgrade(workers_[0]->sched.reactor(), all, [this] {
+          for (const auto& l : workers_[0]->listeners)
+            lancer_serve::keep_path(*l.src);
+          start_drain();
+        });
+      });
+    });
+  }
 }
 
 void app::start_drain() {
@@ -478,13 +540,12 @@ int main(int argc, char** argv) {
       try {
         http::trusted_proxies check(c.trusted_proxies);
       } catch (const std::invalid_argument& e) {
-        throw config_error(
-            fmt::format("{}: trusted-proxy: {}", c.where_of("trusted-proxy").str(), e.what()));
+        const lancer_serve::origin where = c.where_of("trusted-proxy");
+        throw config_error(fmt::format("{}: {}", where.str(), e.what()), where.file.empty());
       }
     }
   } catch (const config_error& e) {
-    std::fprintf(stderr, "lancer-serve: %s\n", e.what());
-    return 1;
+    return refuse(e, cl.test_only);
   }
   lancer::set_log_level(c.level);
   if (cl.test_only) {
@@ -495,8 +556,7 @@ int main(int argc, char** argv) {
       modules.update(c, true, true);
       (void)lancer_serve::make_service(c, modules, rt);
     } catch (const config_error& e) {
-      std::fprintf(stderr, "lancer-serve: %s\n", e.what());
-      return 1;
+      return refuse(e, true);
     }
     std::printf("lancer-serve: the configuration%s%s is good\n",
                 cl.config_file.empty() ? "" : " in ", cl.config_file.c_str());

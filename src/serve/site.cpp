@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <stdexcept>
 #include <string_view>
@@ -28,7 +29,7 @@ std::string_view path_of(std::string_view target) {
 }
 
 [[noreturn]] void fail(const origin& where, std::string_view what) {
-  throw config_error(fmt::format("{}: {}", where.str(), what));
+  throw config_error(fmt::format("{}: {}", where.str(), what), where.file.empty());
 }
 
 // A request handler as a route's.
@@ -146,7 +147,11 @@ http::router make_router(const config& c, const std::vector<const module_config*
     add_route(any, {route_config::kind::proxy, prefix, upstream, {}, c.where_of("proxy")});
   for (const auto& [prefix, dir] : c.cgi)
     add_route(any, {route_config::kind::cgi, prefix, dir, {}, c.where_of("cgi")});
-  if (!c.root.empty())
+  // A --proxy or --cgi of "/" takes every path: the root is left out then.
+  const auto everything = [](const auto& rules) {
+    return std::any_of(rules.begin(), rules.end(), [](const auto& rule) { return rule.first == "/"; });
+  };
+  if (!c.root.empty() && !everything(c.proxy) && !everything(c.cgi))
     add_route(any, {route_config::kind::files, "/", c.root, c.files, c.where_of("root")});
   any.get("/plaintext",
           [](http::context& x) { return x.respond(200, "text/plain", "Hello, World!"); });
