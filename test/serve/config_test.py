@@ -163,6 +163,39 @@ class CheckTests(unittest.TestCase):
         self.assertEqual(code, 0, out)
 
 
+README = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "README.md")
+
+
+class ReadmeTests(unittest.TestCase):
+    """What the README shows of lancer-serve is what it does."""
+
+    def test_the_usage_is_the_help(self):
+        text = open(README).read()
+        start = text.index("### lancer-serve\n\n```text\n") + len("### lancer-serve\n\n```text\n")
+        shown = text[start:text.index("```\n", start)]
+        helped = subprocess.run([SERVE, "--help"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(shown, helped.stdout)
+
+    def test_the_example_configuration_is_good(self):
+        text = open(README).read()
+        section = text[text.index("### Configuration file"):]
+        start = section.index("```toml\n") + len("```toml\n")
+        example = section[start:section.index("```\n", start)]
+        d = tempfile.mkdtemp(prefix="lancer-readme-")
+        self.addCleanup(shutil.rmtree, d, True)
+        for sub in ("www", "cgi-bin", "errors"):
+            os.makedirs(os.path.join(d, sub))
+        with open(os.path.join(d, "errors", "404.html"), "w") as f:
+            f.write("<h1>not here</h1>")
+        with open(os.path.join(d, "lancer.toml"), "w") as f:
+            f.write(example)
+        p = subprocess.run([SERVE, "-t", "--config", "lancer.toml"], cwd=d, capture_output=True,
+                           text=True, timeout=30)
+        check_no_sanitizer_report(p.stderr)
+        self.assertEqual((p.returncode, p.stdout), (0, "lancer-serve: the configuration in "
+                                                       "lancer.toml is good\n"), p.stderr)
+
+
 class ServeTests(unittest.TestCase):
     def test_hosts_routes_flags_over_file_and_limits(self):
         port = free_port()
