@@ -3,7 +3,7 @@
 
   allocs.py PID PORT COUNT_FILE N [TARGET]
 
-The server runs with bench/malloc_count preloaded: SIGUSR2 makes it write its allocation
+The server runs with bench/malloc_count preloaded: SIGURG makes it write its allocation
 count to COUNT_FILE. One keep-alive connection is warmed up, then N requests for TARGET
 (default /plaintext) go one at a time and N more pipelined 16 deep; the count is read before
 and after each. Every answer must be a 200 with a Content-Length. Prints two numbers,
@@ -23,7 +23,7 @@ def allocations(pid, path):
         os.unlink(path)
     except FileNotFoundError:
         pass
-    os.kill(pid, signal.SIGUSR2)
+    os.kill(pid, signal.SIGURG)
     for _ in range(200):
         try:
             with open(path) as f:

@@ -1,7 +1,7 @@
 // LD_PRELOAD module for bench/http: counts the server's heap allocations over real sockets.
 //
 //   LD_PRELOAD=build/release/bench/libmalloc_count.so MALLOC_COUNT_OUT=/tmp/n lancer-serve ...
-//   kill -USR2 <pid>      writes the number of allocations so far to $MALLOC_COUNT_OUT
+//   kill -URG <pid>       writes the number of allocations so far to $MALLOC_COUNT_OUT
 //
 // Every malloc, calloc, realloc and aligned allocation is counted (operator new ends in
 // malloc). The signal handler uses only async-signal-safe calls.
@@ -50,7 +50,7 @@ __attribute__((constructor)) void install() {
   sa.sa_handler = report;
   sa.sa_flags = SA_RESTART;
   sigemptyset(&sa.sa_mask);
-  sigaction(SIGUSR2, &sa, nullptr);
+  sigaction(SIGURG, &sa, nullptr);
 }
 
 }  // namespace
