@@ -269,6 +269,41 @@ const option* find_option(std::string_view name) {
 
 // --- the file -----------------------------------------------------------------------------
 
+// How many single-character edits make `a` into `b`.
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j)
+    row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1])});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+// "did you mean 'threads'?" for a key two edits or fewer from a known one, else the list.
+std::string expected_key(std::string_view key, const std::vector<std::string_view>& known) {
+  std::string_view best;
+  std::size_t best_distance = 3;
+  for (const std::string_view k : known) {
+    const std::size_t d = edit_distance(key, k);
+    if (d < best_distance) {
+      best = k;
+      best_distance = d;
+    }
+  }
+  if (!best.empty()) return fmt::format("did you mean '{}'?", best);
+  std::string list = "expected one of: ";
+  for (std::size_t i = 0; i < known.size(); ++i)
+    list += fmt::format("{}{}", i == 0 ? "" : ", ", known[i]);
+  return list;
+}
+
 origin at(const std::string& file, const toml::source_region& r) {
   return {file, r.begin.line, r.begin.column, {}};
 }
@@ -345,14 +380,10 @@ struct file_reader {
   }
 
   [[noreturn]] void unknown(const toml::key& k, std::string_view in,
-                            std::initializer_list<std::string_view> known) const {
-    std::string list;
-    for (const std::string_view x : known) {
-      if (!list.empty()) list += ", ";
-      list += x;
-    }
-    fail(at(file, k.source()), fmt::format("unknown key '{}'{}; expected one of: {}", k.str(),
-                                           in.empty() ? "" : fmt::format(" in [{}]", in), list));
+                            const std::vector<std::string_view>& known) const {
+    fail(at(file, k.source()),
+         fmt::format("unknown key '{}'{}; {}", k.str(),
+                     in.empty() ? "" : fmt::format(" in [{}]", in), expected_key(k.str(), known)));
   }
 
   void top(const toml::table& t) {
@@ -383,11 +414,10 @@ struct file_reader {
       } else if (const option* o = find_option(name)) {
         setting(*o, v);
       } else {
-        std::string known = "limits, error-pages, host, module";
+        std::vector<std::string_view> known = {"limits", "error-pages", "host", "module"};
         for (const option& x : options())
-          known += fmt::format(", {}", x.name);
-        fail(at(file, k.source()),
-             fmt::format("unknown key '{}'; expected one of: {}", name, known));
+          known.push_back(x.name);
+        unknown(k, "", known);
       }
     }
   }
@@ -516,6 +546,10 @@ struct file_reader {
                                    : route_config::kind::cgi;
         if (r.what == route_config::kind::proxy)
           checked(v, name, [&] { check_address(r.target, true); });
+      } else if (name == "timeout" || name == "connect-timeout") {
+        const std::string n = number(v, name);
+        double& out = name == "timeout" ? r.timeout : r.connect_timeout;
+        checked(v, name, [&] { out = seconds(n, 86400); });
       } else if (name == "index") {
         files_options = true;
         r.files.index = text(v, name);
@@ -546,12 +580,17 @@ struct file_reader {
           });
         }
       } else {
-        unknown(k, "host.route",
-                {"prefix", "root", "proxy", "cgi", "index", "autoindex", "sendfile",
-                 "precompressed", "file-cache-valid", "cache-control", "mime"});
+        unknown(
+            k, "host.route",
+            {"prefix", "root", "proxy", "cgi", "timeout", "connect-timeout", "index", "autoindex",
+             "sendfile", "precompressed", "file-cache-valid", "cache-control", "mime"});
       }
     }
     if (kinds != 1) fail(r.where, "a route needs exactly one of root, proxy or cgi");
+    if (r.what == route_config::kind::files && (r.timeout >= 0 || r.connect_timeout >= 0))
+      fail(r.where, "timeout and connect-timeout are options of a proxy or a CGI directory");
+    if (r.what == route_config::kind::cgi && r.connect_timeout >= 0)
+      fail(r.where, "connect-timeout is an option of a proxy");
     if (files_options && r.what != route_config::kind::files)
       fail(r.where,
            "index, autoindex, sendfile, precompressed, file-cache-valid, cache-control "

@@ -56,6 +56,10 @@ struct route_config {
   std::string prefix = "/";
   std::string target;          // the root, the upstream's address, or the CGI directory
   http::static_options files;  // for a root
+  // A proxy's wait for its upstream's answer, a CGI script's whole run (seconds; < 0: the
+  // default), and a proxy's connect.
+  double timeout = -1;
+  double connect_timeout = -1;
   origin where;
 };
 

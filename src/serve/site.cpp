@@ -63,6 +63,10 @@ task<> echo(http::context& x) {
   if (body) co_await x.respond(200, "application/octet-stream", *body);
 }
 
+lancer::clock::duration seconds(double s) {
+  return std::chrono::duration_cast<lancer::clock::duration>(std::chrono::duration<double>(s));
+}
+
 // `prefix` as a route pattern taking everything under it ("/api/" -> "/api/{rest...}").
 std::string under(std::string prefix) {
   if (prefix.back() != '/') prefix += '/';
@@ -84,7 +88,10 @@ void add_route(http::site& s, const route_config& r) {
         break;
       }
       case route_config::kind::proxy: {
-        const http::request_handler p = http::proxy(lancer::parse_address(r.target, true));
+        http::proxy_options o;
+        if (r.timeout >= 0) o.response_timeout = seconds(r.timeout);
+        if (r.connect_timeout >= 0) o.connect_timeout = seconds(r.connect_timeout);
+        const http::request_handler p = http::proxy(lancer::parse_address(r.target, true), o);
         s.route("*", under(r.prefix), as_route(p));
         if (r.prefix.back() != '/' && r.prefix != "/") s.route("*", r.prefix, as_route(p));
         break;
@@ -96,7 +103,9 @@ void add_route(http::site& s, const route_config& r) {
           fail(r.where, fmt::format("cgi '{}' is not a directory", r.target));
         std::string prefix = r.prefix;
         if (prefix.back() != '/') prefix += '/';
-        s.route("*", under(prefix), as_route(http::cgi_dir(prefix, dir)));
+        http::cgi_options o;
+        if (r.timeout >= 0) o.timeout = seconds(r.timeout);
+        s.route("*", under(prefix), as_route(http::cgi_dir(prefix, dir, o)));
         break;
       }
     }
@@ -129,6 +138,18 @@ struct generation {
   }
 };
 
+// A route the options make (--proxy, --cgi, --root).
+route_config flag_route(route_config::kind what, std::string prefix, std::string target,
+                        http::static_options files, origin where) {
+  route_config r;
+  r.what = what;
+  r.prefix = std::move(prefix);
+  r.target = std::move(target);
+  r.files = std::move(files);
+  r.where = std::move(where);
+  return r;
+}
+
 // A module whose registration failed in a router made with the configuration's routes.
 struct module_refused {
   std::size_t index;  // in `use`
@@ -144,15 +165,17 @@ http::router make_router(const config& c, const std::vector<const module_config*
   // The flags' routes (--proxy, --cgi, --root) and the built-in ones, on the any host.
   http::site& any = r.any();
   for (const auto& [prefix, upstream] : c.proxy)
-    add_route(any, {route_config::kind::proxy, prefix, upstream, {}, c.where_of("proxy")});
+    add_route(any,
+              flag_route(route_config::kind::proxy, prefix, upstream, {}, c.where_of("proxy")));
   for (const auto& [prefix, dir] : c.cgi)
-    add_route(any, {route_config::kind::cgi, prefix, dir, {}, c.where_of("cgi")});
+    add_route(any, flag_route(route_config::kind::cgi, prefix, dir, {}, c.where_of("cgi")));
   // A --proxy or --cgi of "/" takes every path: the root is left out then.
   const auto everything = [](const auto& rules) {
-    return std::any_of(rules.begin(), rules.end(), [](const auto& rule) { return rule.first == "/"; });
+    return std::any_of(rules.begin(), rules.end(),
+                       [](const auto& rule) { return rule.first == "/"; });
   };
   if (!c.root.empty() && !everything(c.proxy) && !everything(c.cgi))
-    add_route(any, {route_config::kind::files, "/", c.root, c.files, c.where_of("root")});
+    add_route(any, flag_route(route_config::kind::files, "/", c.root, c.files, c.where_of("root")));
   any.get("/plaintext",
           [](http::context& x) { return x.respond(200, "text/plain", "Hello, World!"); });
   any.route("*", "/echo", echo);

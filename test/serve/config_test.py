@@ -126,7 +126,12 @@ class CheckTests(unittest.TestCase):
 
     def test_errors_name_the_place_and_what_was_expected(self):
         cases = [
-            ('listen = ["tcp/$4:0"]\nthreds = 2\n', ":2:1: unknown key 'threds'"),
+            ('listen = ["tcp/$4:0"]\nthreds = 2\n',
+             ":2:1: unknown key 'threds'; did you mean 'threads'?"),
+            ('[[host]]\n[[host.route]]\nprefix = "/"\nroot = "www"\ntimeout = 2\n',
+             ":2:1: timeout and connect-timeout are options of a proxy or a CGI directory"),
+            ('[[host]]\n[[host.route]]\nprefix = "/"\nproxy = "tcp/$4:1"\ntimeout = "x"\n',
+             ":5:11: timeout: expected a number, not a string"),
             ('threads = "many"\n', ":1:11: threads: expected a whole number from 1 to 256"),
             ("threads = 0\n", ":1:11: threads: expected a whole number from 1 to 256, not '0'"),
             ("autoindex = 1\n", ":1:13: autoindex: expected true or false, not an integer"),
@@ -242,6 +247,27 @@ class ServeTests(unittest.TestCase):
                 break
             time.sleep(0.1)
         self.assertEqual((status, body), (200, "from the upstream\n"))
+
+    def test_a_proxy_route_times_out_with_504_at_its_timeout(self):
+        silent = socket.socket()
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # accepts (the kernel does), never answers
+        self.addCleanup(silent.close)
+        port = free_port()
+        s = Server(f"""
+            listen = ["tcp/$4:{port}"]
+            access-log = "off"
+            [[host]]
+              [[host.route]]
+              prefix = "/slow/"
+              proxy = "tcp/127.0.0.1:{silent.getsockname()[1]}"
+              timeout = 0.5
+        """)
+        self.addCleanup(s.stop)
+        t0 = time.time()
+        self.assertEqual(get(port, "/slow/x")[0], 504)
+        self.assertLess(time.time() - t0, 5)
+        self.assertGreater(time.time() - t0, 0.4)
 
     def test_reload_routes_limits_listeners_keeps_connections_refuses_bad(self):
         port_a, port_b = free_port(), free_port()
