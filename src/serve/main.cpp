@@ -178,7 +178,8 @@ class app {
   void start_drain();
   void reload();
   // Makes the services from `next` and puts them in place; false (logged) if they cannot be.
-  bool install(const config& next, std::string_view why);
+  // `done` is logged once every worker thread serves them.
+  bool install(const config& next, std::string_view why, std::string done);
   void watch_modules();
 
   lancer_serve::command_line cl_;
@@ -402,7 +403,7 @@ void app::start_drain() {
     w->request_drain();
 }
 
-bool app::install(const config& next, std::string_view why) {
+bool app::install(const config& next, std::string_view why, std::string done) {
   std::vector<std::shared_ptr<const http::service>> services;
   try {
     for (std::size_t i = 0; i < workers_.size(); ++i)
@@ -438,6 +439,12 @@ bool app::install(const config& next, std::string_view why) {
   }
   for (const std::string& a : removed)
     workers_[0]->unlisten(a);
+  // `done` is logged once every worker serves the new services.
+  auto left = std::make_shared<std::atomic<std::size_t>>(workers_.size());
+  const auto switched = [left, done = std::move(done)] {
+    if (left->fetch_sub(1, std::memory_order_acq_rel) == 1)
+      lancer::log(lancer::log_level::info, "server", "{}", done);
+  };
   workers_[0]->slot->set(services[0]);
   std::vector<std::pair<std::string, lancer::address>> to_add;
   for (const std::string& a : added)
@@ -445,7 +452,7 @@ bool app::install(const config& next, std::string_view why) {
   const bool reuse_port = cfg_.reuse_port;
   for (std::size_t i = 1; i < workers_.size(); ++i) {
     worker* w = workers_[i].get();
-    boost::asio::post(w->sched.reactor(), [i, w, s = services[i], to_add, removed, reuse_port] {
+    auto apply = [i, w, s = services[i], to_add, removed, reuse_port, switched] {
       w->slot->set(s);
       for (const std::string& a : removed)
         w->unlisten(a);
@@ -457,12 +464,15 @@ bool app::install(const config& next, std::string_view why) {
                       name, e.what());
         }
       }
-    });
+      switched();
+    };
+    boost::asio::post(w->sched.reactor(), std::move(apply));
   }
   for (const std::string& a : added)
     lancer::log(lancer::log_level::info, "server", "{}: listening on {}", why, a);
   for (const std::string& a : removed)
     lancer::log(lancer::log_level::info, "server", "{}: no longer listening on {}", why, a);
+  switched();  // worker 0's
   return true;
 }
 
@@ -504,7 +514,7 @@ void app::reload() {
   next.reuse_port = cfg_.reuse_port;
   next.pid_file = cfg_.pid_file;
   modules_.update(next, !next.no_reload, false);
-  if (!install(next, "SIGHUP")) {
+  if (!install(next, "SIGHUP", fmt::format("SIGHUP: reloaded {}", cl_.config_file))) {
     rt_.metrics.count_reload(false);
     return;
   }
@@ -512,7 +522,6 @@ void app::reload() {
   cfg_ = std::move(next);
   lancer::set_log_level(cfg_.level);
   rt_.metrics.count_reload(true);
-  lancer::log(lancer::log_level::info, "server", "SIGHUP: reloaded {}", cl_.config_file);
   if (!watching && !cfg_.modules.empty() && !cfg_.no_reload) watch_modules();
 }
 
@@ -523,7 +532,8 @@ void app::watch_modules() {
     if (ec || drain_started_ || cfg_.modules.empty() || cfg_.no_reload) return;
     if (modules_.any_changed()) {
       modules_.update(cfg_, true, false);
-      if (install(cfg_, "module reload")) rt_.metrics.count_reload(true);
+      if (install(cfg_, "module reload", "module reload: every thread serves the new modules"))
+        rt_.metrics.count_reload(true);
     }
     watch_modules();
   });

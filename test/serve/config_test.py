@@ -404,6 +404,35 @@ class ServeTests(unittest.TestCase):
             self.assertEqual(json.loads(lines[-1])["remote_addr"], expected)
 
 
+class ThreadReloadTests(unittest.TestCase):
+    """A reload with --threads 2: each worker thread gets its new service and listeners on its
+    own thread (the TSan build runs this)."""
+
+    def test_every_thread_serves_the_new_configuration(self):
+        port_a, port_b = free_port(), free_port()
+        conf = """
+            threads = 2
+            access-log = "off"
+            log-level = "info"
+            listen = [{listen}]
+            [[host]]
+              [[host.route]]
+              prefix = "/files/"
+              root = "{root}"
+        """
+        s = Server(conf.format(listen=f'"tcp/$4:{port_a}"', root="www"))
+        self.addCleanup(s.stop)
+        os.makedirs(os.path.join(s.dir, "www2"))
+        with open(os.path.join(s.dir, "www2", "index.html"), "w") as f:
+            f.write("www2 index\n")
+        for _ in range(20):  # new connections, spread over both threads by the kernel
+            self.assertEqual(get(port_a, "/files/"), (200, "www index\n"))
+        s.write(conf.format(listen=f'"tcp/$4:{port_a}", "tcp/$4:{port_b}"', root="www2"))
+        s.reload("SIGHUP: reloaded")  # said once every thread serves the new one
+        for port in [port_a, port_b] * 10:
+            self.assertEqual(get(port, "/files/"), (200, "www2 index\n"))
+
+
 if __name__ == "__main__":
     SERVE = os.path.abspath(sys.argv.pop(1))
     unittest.main()
