@@ -373,6 +373,41 @@ class ServeTests(unittest.TestCase):
         self.assertEqual(s.proc.wait(timeout=10), 0)
         self.assertGreater(time.time() - t0, 0.5)  # not before the delay (1 s from SIGTERM)
 
+    def test_metrics_count_what_was_served(self):
+        port = free_port()
+        s = Server(f"""
+            listen = ["tcp/$4:{port}"]
+            metrics = "/metrics"
+            access-log = "off"
+        """)
+        self.addCleanup(s.stop)
+        for _ in range(5):
+            self.assertEqual(get(port, "/plaintext")[0], 200)
+        self.assertEqual(get(port, "/echo", body="12345")[0], 200)
+        self.assertEqual(get(port, "/nowhere")[0], 404)
+        kept = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        self.addCleanup(kept.close)
+        kept.request("GET", "/plaintext")
+        self.assertEqual(kept.getresponse().read(), b"Hello, World!")
+        status, text = get(port, "/metrics")
+        self.assertEqual(status, 200)
+        samples = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                samples[name] = float(value)
+        # The scrape itself is counted once it is answered: not in its own text.
+        self.assertEqual(samples['lancer_requests_total{code="2xx"}'], 7)
+        self.assertEqual(samples['lancer_requests_total{code="4xx"}'], 1)
+        self.assertEqual(samples["lancer_request_duration_seconds_count"], 8)
+        self.assertEqual(samples['lancer_request_duration_seconds_bucket{le="+Inf"}'], 8)
+        # The kept connection; the scrape's own once the gauge saw it (it is published at the
+        # end of each scheduler turn).
+        self.assertIn(samples["lancer_connections_open"], (1, 2))
+        self.assertGreater(samples["lancer_received_bytes_total"], 7 * 30)
+        self.assertGreater(samples["lancer_sent_bytes_total"], 5 * len("Hello, World!"))
+        self.assertEqual(samples['lancer_reloads_total{result="ok"}'], 0)
+
     def test_trusted_proxy_decides_whose_x_forwarded_for_is_believed(self):
         port = free_port()
         s = Server(f"""
