@@ -85,17 +85,17 @@ class Counts:
 
 class Load:
     """`target` is ("127.0.0.1", port) or a Unix socket path. `kinds`: how many 'keep'
-    (keep-alive, back to back, with `pause` seconds between requests) and 'new' (a connection
-    per request) clients. `headers`: extra request headers. Start with start(), end with
-    stop(), which returns the Counts."""
+    (keep-alive, back to back, with `pause` seconds between requests on average) and 'new'
+    (a connection per request) clients. `path` is a string or a function giving each
+    request's path. `headers`: extra request headers. Start with start(), end with stop(),
+    which returns the Counts."""
 
     def __init__(self, target, keep=6, new=6, path="/plaintext", pause=0.0, headers=None,
                  expect=200, timeout=10):
         self.target = target
         self.kinds = ["keep"] * keep + ["new"] * new
-        self.request = (f"GET {path} HTTP/1.1\r\nHost: lancer\r\n" +
-                        "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items()) +
-                        "\r\n").encode()
+        self.path = path
+        self.headers = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
         self.pause = pause
         self.expect = expect
         self.timeout = timeout
@@ -117,8 +117,10 @@ class Load:
 
     def exchange(self, sock):
         """Sends one request; the response as read_response() gives it."""
+        path = self.path() if callable(self.path) else self.path
+        request = f"GET {path} HTTP/1.1\r\nHost: lancer\r\n{self.headers}\r\n".encode()
         try:
-            sock.sendall(self.request)
+            sock.sendall(request)
         except OSError:
             return b""
         return read_response(sock)
