@@ -10,8 +10,8 @@
 //   keep_path() on Unix sources, drain, exit
 //
 // The handover travels in the environment:
-//   LANCER_LISTENERS="fd:address;fd:address"  each descriptor with the address it was asked
-//                     for (--listen or --forward's, in lancer's text form, before port 0 was
+//   LANCER_LISTENERS="fd:address;fd:address"  each HTTP listener's descriptor with its
+//                     address as configured (--listen's text, "tcp/$4:0" before port 0 was
 //                     resolved), in the old process's order: worker 0's, then worker 1's, ...
 //   LANCER_UPGRADE_FROM=pid                   the old process
 //   LANCER_UPGRADE_READY=fd                   the write end of a pipe; the new process writes
@@ -25,6 +25,11 @@
 // port's SO_REUSEPORT group); one with fewer closes the surplus sockets with a log line, and
 // a connection the kernel had queued on one of those is reset when the old process lets go
 // of it too: upgrade with the same --threads for no refusal at all.
+//
+// What is not handed over: --forward's listeners (the new process opens its own, which fails
+// without --reuse-port: the upgrade is then logged as failed and the old process serves on),
+// and socket activation's (lancer-serve refuses SIGUSR2 there: systemd holds those sockets,
+// and restarting the unit keeps them).
 #pragma once
 
 #include <sys/types.h>
