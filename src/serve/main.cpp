@@ -530,8 +530,7 @@ void app::watch_modules() {
   module_timer_->expires_after(std::chrono::seconds(1));
   module_timer_->async_wait([this](const boost::system::error_code& ec) {
     if (ec || drain_started_ || cfg_.modules.empty() || cfg_.no_reload) return;
-    if (modules_.any_changed()) {
-      modules_.update(cfg_, true, false);
+    if (modules_.any_changed() && modules_.update(cfg_, true, false)) {
       if (install(cfg_, "module reload", "module reload: every thread serves the new modules"))
         rt_.metrics.count_reload(true);
     }

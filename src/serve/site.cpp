@@ -226,7 +226,8 @@ http::router make_router(const config& c, const std::vector<const module_config*
 
 }  // namespace
 
-void module_set::update(const config& c, bool reload_changed, bool strict) {
+bool module_set::update(const config& c, bool reload_changed, bool strict) {
+  bool loaded = false;
   std::map<std::string, entry> kept;
   for (const module_config& m : c.modules) {
     auto it = modules_.find(m.path);
@@ -241,6 +242,7 @@ void module_set::update(const config& c, bool reload_changed, bool strict) {
         if (e.current) lancer::log(lancer::log_level::info, "module", "{}: loaded again", m.path);
         e.current = std::move(fresh);
         e.tried.reset();
+        loaded = true;
       } catch (const http::module_error& ex) {
         if (!e.current && strict) fail(m.where, ex.what());
         lancer::log(lancer::log_level::error, "module", "{}{}", ex.what(),
@@ -250,6 +252,7 @@ void module_set::update(const config& c, bool reload_changed, bool strict) {
     kept[m.path] = std::move(e);
   }
   modules_ = std::move(kept);
+  return loaded;
 }
 
 bool module_set::any_changed() const {

@@ -34,7 +34,8 @@ class module_set {
   // to register keeps its previous version, with a log line naming the file and the reason;
   // with no previous version, `strict` makes that a config_error, else the module is left out.
   // Modules `c` no longer names are forgotten (the services still using them keep them).
-  void update(const config& c, bool reload_changed, bool strict);
+  // Returns whether a module was loaded (anew or again).
+  bool update(const config& c, bool reload_changed, bool strict);
 
   // Whether a module's file changed since it was loaded (or since the last attempt failed).
   bool any_changed() const;
