@@ -11,7 +11,8 @@ each:
   health    HAProxy takes an instance out (its health endpoint says draining after SIGTERM)
             while the instance still accepts, and sends it nothing from then on
   trusted   the access log shows X-Forwarded-For's client only behind a trusted proxy
-The units in deploy/ are checked with systemd-analyze verify (they cannot run here).
+The units in deploy/ are checked with systemd-analyze verify (they cannot run here), and
+socket activation with systemd-socket-activate.
 
 usage: deploy_test.py PATH/TO/lancer-serve [unittest arguments]
 """
@@ -462,7 +463,8 @@ class UnixDeployment(Deployment, unittest.TestCase):
 class SystemdUnits(unittest.TestCase):
     """deploy/lancer-serve@.socket and .service pass systemd-analyze verify, in a root of
     their own holding the units, systemd's own units and the binary at the path ExecStart
-    names (no systemd runs here: the units are read and checked, not started)."""
+    names (no systemd runs here: the units are read and checked, not started); lancer-serve
+    --systemd with deploy/lancer-serve.toml serves a socket systemd-socket-activate passes."""
 
     def test_units_verify(self):
         if not SYSTEMD_ANALYZE or not os.path.isdir("/lib/systemd/system"):
@@ -482,6 +484,36 @@ class SystemdUnits(unittest.TestCase):
                             "lancer-serve@0.service", "lancer-serve@0.socket"],
                            capture_output=True, text=True, timeout=60)
         self.assertEqual((p.returncode, p.stdout + p.stderr), (0, ""))
+
+
+    def test_socket_activation(self):
+        # What the .socket unit does for the .service, done by systemd-socket-activate: it
+        # listens, and starts lancer-serve with the socket once the first client connects; that
+        # client, which came before lancer-serve ran, is answered.
+        activate = shutil.which("systemd-socket-activate")
+        if not activate:
+            self.skipTest("no systemd-socket-activate")
+        d = tempfile.mkdtemp(prefix="lancer-activate-")
+        self.addCleanup(shutil.rmtree, d, True)
+        path = os.path.join(d, "0.sock")
+        with open(os.path.join(d, "stderr.txt"), "wb") as err:
+            proc = subprocess.Popen(
+                [activate, "-l", path, SERVE, "--systemd", "--config",
+                 os.path.join(DEPLOY, "lancer-serve.toml"), "--access-log", "off"],
+                stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+        self.addCleanup(kill_group, proc)
+        load.wait_for(lambda: os.path.exists(path), 10, "the socket")
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(10)
+        s.connect(path)
+        with s:
+            self.assertEqual(exchange(s, "/plaintext"), (200, b"Hello, World!"))
+        proc.send_signal(signal.SIGINT)  # SIGTERM would wait out drain-delay first
+        self.assertEqual(proc.wait(timeout=20), 0)
+        with open(os.path.join(d, "stderr.txt"), errors="replace") as f:
+            log = f.read()
+        check_no_sanitizer_report(log)
+        self.assertIn("listening on fd/3 (unix/", log)
 
 
 if __name__ == "__main__":
