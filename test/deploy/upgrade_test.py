@@ -35,7 +35,7 @@ class Instance:
         shutil.copy2(SERVE, self.exe)
         self.pid_file = os.path.join(self.dir, "lancer.pid")
         self.err_path = os.path.join(self.dir, "stderr.txt")
-        self.pids = set()  # every process started, for the cleanup
+        self.pids = set()  # the processes started and not yet reaped, for the cleanup
         with open(self.err_path, "wb") as err:
             self.proc = subprocess.Popen(
                 [self.exe, "--listen", listen, "--out-pid", self.pid_file, "--access-log", "off",
@@ -67,11 +67,31 @@ class Instance:
         new = load.read_pid(self.pid_file)
         self.pids.add(new)
         code = self.proc.wait(timeout=20) if old == self.proc.pid else load.reap(old, 20)
+        if code is not None:
+            self.pids.discard(old)
         test.assertEqual(code, 0, f"the old process exited with {code}:\n{self.stderr()}")
         return new
 
+    def stop(self, pid):
+        """SIGTERM to `pid` (a process this instance started); its exit code once reaped."""
+        if pid == self.proc.pid:
+            self.proc.send_signal(signal.SIGTERM)
+            code = self.proc.wait(timeout=20)
+        else:
+            os.kill(pid, signal.SIGTERM)  # not reaped yet: still ours
+            code = load.reap(pid, 20)
+        if code is not None:
+            self.pids.discard(pid)
+        return code
+
     def kill_all(self):
+        # Only processes not reaped yet: their pids cannot have been given to another.
         for pid in self.pids:
+            if pid == self.proc.pid:
+                if self.proc.poll() is None:
+                    self.proc.kill()
+                self.proc.wait(timeout=10)
+                continue
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -99,8 +119,7 @@ class UpgradeTests(unittest.TestCase):
         print(f"\n{counts.line('upgrade ' + name)}", file=sys.stderr)
         # And a second upgrade, of the process the first one started.
         newer = s.upgrade(self)
-        os.kill(newer, signal.SIGTERM)
-        self.assertEqual(load.reap(newer, 20), 0)
+        self.assertEqual(s.stop(newer), 0)
         log = s.stderr()
         check_no_sanitizer_report(log)
         self.assertIn(f"taking over from pid {old}", log)
@@ -128,15 +147,13 @@ class UpgradeTests(unittest.TestCase):
         s = Instance(self, f"tcp/$4:{port}")
         traffic = load.Load(("127.0.0.1", port), keep=6, new=6).start()
         time.sleep(0.5)
-        os.kill(s.proc.pid, signal.SIGTERM)
-        self.assertEqual(s.proc.wait(timeout=20), 0)
+        self.assertEqual(s.stop(s.proc.pid), 0)
         time.sleep(0.2)
         again = Instance(self, f"tcp/$4:{port}")
         time.sleep(0.5)
         counts = traffic.stop()
         print(f"\n{counts.line('restart without upgrade (control)')}", file=sys.stderr)
-        os.kill(again.proc.pid, signal.SIGTERM)
-        self.assertEqual(again.proc.wait(timeout=20), 0)
+        self.assertEqual(again.stop(again.proc.pid), 0)
         self.assertGreater(counts.refused, 0)
 
     def test_a_new_binary_that_fails_leaves_the_old_one_serving(self):
@@ -160,8 +177,7 @@ class UpgradeTests(unittest.TestCase):
         children = subprocess.run(["ps", "--ppid", str(s.proc.pid), "-o", "stat="],
                                   capture_output=True, text=True).stdout.split()
         self.assertEqual(children, [])
-        os.kill(s.proc.pid, signal.SIGTERM)
-        self.assertEqual(s.proc.wait(timeout=20), 0)
+        self.assertEqual(s.stop(s.proc.pid), 0)
         check_no_sanitizer_report(s.stderr())
 
 
