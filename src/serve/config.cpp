@@ -78,7 +78,9 @@ constexpr const char* k_usage =
     "  --ws-deflate       offer permessage-deflate on /ws (default off)\n"
     "  --help             print this and exit\n"
     "Signals: SIGTERM and SIGINT drain and exit; SIGHUP reloads the configuration file and\n"
-    "reopens the access log.\n";
+    "reopens the access log; SIGUSR2 upgrades the binary: it starts the file lancer-serve was\n"
+    "started as, with the same arguments, hands it the listening sockets, and drains once the\n"
+    "new process serves.\n";
 
 [[noreturn]] void bad_usage(const std::string& problem) {
   std::fprintf(stderr, "lancer-serve: %s\n%s", problem.c_str(), k_usage);
