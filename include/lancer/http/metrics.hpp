@@ -67,7 +67,8 @@ class metrics {
 
   // Publishes `s`'s connections open and timeouts from now on, at the end of each of its
   // scheduler's turns, until `s` is destroyed. Call it on `s`'s scheduler's OS thread (the
-  // thread that runs it), once per server.
+  // thread that runs it), once per server; `s` is destroyed on that thread too, as a server
+  // always is.
   void watch(server& s);
 
   // Counts a configuration reload that succeeded (`ok`) or failed. Any OS thread.
