@@ -312,11 +312,13 @@ int app::run() {
 
   for (std::size_t i = 1; i < workers_.size(); ++i) {
     workers_[i]->os_thread = std::thread([this, w = workers_[i].get()] {
-      rt_.metrics.watch(*w->servers[0]);
+      for (auto& srv : w->servers)  // the HTTP server's connections and --forward's
+        rt_.metrics.watch(*srv);
       w->sched.run_forever();
     });
   }
-  rt_.metrics.watch(*first.servers[0]);
+  for (auto& srv : first.servers)
+    rt_.metrics.watch(*srv);
   first.sched.run_forever();
   for (std::size_t i = 1; i < workers_.size(); ++i)
     workers_[i]->os_thread.join();
