@@ -170,7 +170,12 @@ std::shared_ptr<const loaded_module> load_module(const std::filesystem::path& fi
   write_all(file, copy.get(), image);
   const std::string copy_path = fmt::format("/proc/self/fd/{}", copy.get());
   void* handle = ::dlopen(copy_path.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (handle == nullptr) fail(file, fmt::format("cannot load: {}", ::dlerror()));
+  if (handle == nullptr) {
+    // dlerror() names the copy ("/proc/self/fd/7: undefined symbol: x"): the reason is after.
+    std::string_view why = ::dlerror();
+    if (why.starts_with(copy_path + ": ")) why.remove_prefix(copy_path.size() + 2);
+    fail(file, fmt::format("cannot load: {}", why));
+  }
   // From here the module owns the handle and the copy (dlclose on every way out).
   const auto* entry = static_cast<const module_entry*>(::dlsym(handle, k_entry_name));
   std::shared_ptr<const loaded_module> m{

@@ -235,7 +235,8 @@ TEST_CASE("a module that throws at registration is refused, and the previous ver
   }
 }
 
-TEST_CASE("a module built for another ABI, or without an entry point, is refused") {
+TEST_CASE(
+    "a module built for another ABI, without an entry point or with a symbol missing is refused") {
   const module_dir d;
   const std::string abi = error_of(d.install("bad_abi", "bad_abi.so"));
   CHECK(contains(abi, "bad_abi.so"));
@@ -243,6 +244,10 @@ TEST_CASE("a module built for another ABI, or without an entry point, is refused
                           ", this program has ABI " + std::to_string(http::module_abi)));
   const std::string none = error_of(d.install("no_entry", "no_entry.so"));
   CHECK(contains(none, "no entry point (lancer_module_entry)"));
+  const std::string undefined = error_of(d.install("undefined", "undefined.so"));
+  CHECK(contains(undefined,
+                 "undefined.so: cannot load: undefined symbol: lancer_test_defined_nowhere"));
+  CHECK(!contains(undefined, "/proc/self/fd"));
   CHECK(copies_mapped("bad_abi.so") == 0);
   CHECK(copies_mapped("no_entry.so") == 0);
 }
