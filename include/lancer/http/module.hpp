@@ -104,7 +104,9 @@ class module_error : public std::runtime_error {
 };
 
 // A file's identity and version, as stat(2) gives them: a change of any of them is a change
-// of the file (a rename over it changes the inode; a write in place, the size or mtime).
+// of the file (a rename over it changes the inode; a write in place, the size or mtime). A
+// write in place that keeps the size within one tick of the file system's clock goes unseen:
+// replace a module by renaming a new file over it.
 struct file_state {
   dev_t device = 0;
   ino_t inode = 0;
