@@ -115,25 +115,38 @@ const http::headers& request::headers() const noexcept {
 void request::start(connection& c) noexcept {
   conn_ = &c;
   started_at_ = c.now();
-  read_mark_ = c.bytes_received() - c.buffered().size();
+  read_mark_ = c.bytes_received() - static_cast<std::uint32_t>(c.buffered().size());
   write_mark_ = c.bytes_written();
 }
+
+namespace {
+
+// The count whose low 32 bits are `low` (a difference of the stream's counts, modulo 2^32)
+// and that lies within 2 GiB of `near` (the body's own 64-bit count): exact while the head and
+// framing stay under 2 GiB, whatever the body's size.
+std::uint64_t widen(std::uint32_t low, std::uint64_t near) noexcept {
+  constexpr std::uint64_t half = std::uint64_t{1} << 31;
+  const std::uint64_t base = near > half ? near - half : 0;
+  return base + static_cast<std::uint32_t>(low - static_cast<std::uint32_t>(base));
+}
+
+}  // namespace
 
 std::uint64_t request::request_bytes() const noexcept {
   if (conn_ == nullptr) return 0;
   const std::string_view in = conn_->buffered();
   // What is still buffered of it: its header and the body kept behind it, or, when its
   // header never became whole (it was refused), all of it.
-  const std::uint64_t held =
+  const std::uint32_t held = static_cast<std::uint32_t>(
       header_size_ != 0 ? std::min<std::uint64_t>(header_size_ + body_in_buffer_, in.size())
-                        : in.size();
-  const std::uint64_t consumed = conn_->bytes_received() - in.size();
-  return consumed + held - read_mark_;
+                        : in.size());
+  const std::uint32_t consumed = conn_->bytes_received() - static_cast<std::uint32_t>(in.size());
+  return widen(static_cast<std::uint32_t>(consumed + held - read_mark_), body_received_);
 }
 
 std::uint64_t request::response_bytes() const noexcept {
   if (conn_ == nullptr) return 0;
-  return conn_->bytes_written() - write_mark_;
+  return widen(static_cast<std::uint32_t>(conn_->bytes_written() - write_mark_), bytes_sent_);
 }
 
 void request::reset() noexcept {

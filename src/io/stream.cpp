@@ -346,11 +346,11 @@ task<> stream::send_file(int fd, std::uint64_t offset, std::uint64_t length) {
     try {
       co_await sent;
     } catch (...) {
-      files_sent_ += length - f.left;  // what went before the failure
+      out_.count_added(length - f.left);  // what went before the failure
       throw;
     }
     file_ = nullptr;
-    files_sent_ += length - f.left;
+    out_.count_added(length - f.left);
     if (f.error == 0) {
       guard.done = true;
       co_return;

@@ -122,24 +122,24 @@ class request {
   bool chunked_ = false;
   bool keep_alive_ = true;
   bool answered_ = false;
-  bool continue_expected_ = false;       // Expect: 100-continue, not answered yet
-  std::uint32_t line_size_ = 0;          // bytes of the request line, CRLF included (0: not read)
-  std::uint32_t scanned_ = 0;            // where to look on for the header's end
-  std::uint8_t empty_lines_ = 0;         // empty lines skipped before the request line
-  std::size_t header_size_ = 0;          // bytes of the request line and header block
-  std::size_t body_in_buffer_ = 0;       // body bytes kept right behind the header (fixed bodies)
-  std::uint64_t body_left_ = 0;          // fixed body bytes not handed to the handler yet
-  std::uint64_t body_received_ = 0;      // raw body bytes received so far (for the rate)
-  clock::time_point started_at_{};       // when reading the request began
-  std::uint64_t read_mark_ = 0;          // the connection's bytes consumed before it began
-  std::uint64_t write_mark_ = 0;         // the connection's bytes written before it began
-  clock::time_point body_started_at_{};  // when the body's reading began
-  bool body_started_ = false;            // the handler asked for (part of) the body
-  bool body_done_ = false;               // the whole body has been read
-  bool streaming_ = false;               // a chunked (or 1.0 close-delimited) response is open
-  bool streaming_fixed_ = false;         // ... with a Content-Length instead
-  unsigned status_ = 0;                  // the response's status
-  std::uint64_t bytes_sent_ = 0;         // body bytes of the response
+  bool continue_expected_ = false;   // Expect: 100-continue, not answered yet
+  std::uint32_t line_size_ = 0;      // bytes of the request line, CRLF included (0: not read)
+  std::uint32_t scanned_ = 0;        // where to look on for the header's end
+  std::uint8_t empty_lines_ = 0;     // empty lines skipped before the request line
+  std::size_t header_size_ = 0;      // bytes of the request line and header block
+  std::size_t body_in_buffer_ = 0;   // body bytes kept right behind the header (fixed bodies)
+  std::uint64_t body_left_ = 0;      // fixed body bytes not handed to the handler yet
+  std::uint64_t body_received_ = 0;  // raw body bytes received so far (for the rate)
+  clock::time_point started_at_{};   // when reading the request began
+  std::uint32_t read_mark_ = 0;      // the connection's bytes consumed before it began (mod 2^32)
+  std::uint32_t write_mark_ = 0;     // the connection's bytes written before it began (mod 2^32)
+  clock::time_point body_started_at_{};       // when the body's reading began
+  bool body_started_ = false;                 // the handler asked for (part of) the body
+  bool body_done_ = false;                    // the whole body has been read
+  bool streaming_ = false;                    // a chunked (or 1.0 close-delimited) response is open
+  bool streaming_fixed_ = false;              // ... with a Content-Length instead
+  unsigned status_ = 0;                       // the response's status
+  std::uint64_t bytes_sent_ = 0;              // body bytes of the response
   detail::request_parser* parser_ = nullptr;  // owned: a chunked body is still being parsed
   bool switched_ = false;                     // switched_protocols() was called
   // The server's access hook, called by switched_protocols() (the request is gone after it).

@@ -38,14 +38,18 @@ class buffer {
   std::span<char> prepare(std::size_t n);
   void commit(std::size_t n) noexcept {
     end_ += static_cast<std::uint32_t>(n);
-    added_ += n;
+    added_ += static_cast<std::uint32_t>(n);
   }
 
   void append(std::string_view bytes);
 
   // How many bytes were ever added (append and commit), whatever was consumed or released
-  // since: a stream's byte counts.
-  std::uint64_t added() const noexcept { return added_; }
+  // since, modulo 2^32: a stream's byte counts. The difference of two readings is exact for
+  // less than 4 GiB between them. (32 bits fill the room the other fields leave: a
+  // connection's descriptor stays within its 256-byte pool class.)
+  std::uint32_t added() const noexcept { return added_; }
+  // Counts `n` bytes as added that never passed through the buffer (a file sent zero-copy).
+  void count_added(std::uint64_t n) noexcept { added_ += static_cast<std::uint32_t>(n); }
 
   // Gives the storage back if the buffer is empty; a no-op otherwise.
   void release() noexcept {
@@ -59,7 +63,7 @@ class buffer {
   std::uint32_t begin_ = 0;     // first unconsumed byte
   std::uint32_t end_ = 0;       // one past the last byte
   std::uint32_t capacity_ = 0;  // bytes of storage (at most 4 GiB: a larger append throws)
-  std::uint64_t added_ = 0;     // bytes ever added
+  std::uint32_t added_ = 0;     // bytes ever added, modulo 2^32
 };
 
 }  // namespace lancer

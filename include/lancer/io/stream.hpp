@@ -136,13 +136,14 @@ class stream : public sink {
   // --- byte counts ---------------------------------------------------------------------
 
   // Bytes the transport delivered to the inbound buffer since the stream was made (after any
-  // layer: a TLS layer's plaintext).
-  std::uint64_t bytes_received() const noexcept { return in_.added(); }
+  // layer: a TLS layer's plaintext), modulo 2^32: the difference of two readings is exact for
+  // less than 4 GiB between them (http::request widens its own with its body's count).
+  std::uint32_t bytes_received() const noexcept { return in_.added(); }
   // Bytes the program wrote to be sent since the stream was made (write, send and send_file),
   // counted when written (bytes an abort dropped before they left count too), except a file
   // sent zero-copy, whose bytes count once the transport took them. Neither count costs more
-  // than an addition where the bytes are added.
-  std::uint64_t bytes_written() const noexcept { return out_.added() + files_sent_; }
+  // than an addition where the bytes are added. Modulo 2^32, as bytes_received.
+  std::uint32_t bytes_written() const noexcept { return out_.added(); }
 
   // --- lifetime ------------------------------------------------------------------------
 
@@ -283,7 +284,6 @@ class stream : public sink {
   buffer in_;                      // received, not consumed
   buffer out_;                     // written, not yet taken by the transport
   file_region* file_ = nullptr;    // send_file's zero-copy region, in its frame (or none)
-  std::uint64_t files_sent_ = 0;   // bytes send_file handed to the transport zero-copy
   std::error_code error_;          // first transport error
   std::uint32_t flush_limit_ = 0;  // a parked flush wakes once unsent() <= this
   wait_slot reader_;               // a thread waiting in read()
