@@ -1,13 +1,18 @@
 #include "config.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <fmt/format.h>
 
 #include <toml++/toml.h>
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <string_view>
@@ -618,6 +623,32 @@ struct file_reader {
   }
 };
 
+// The whole text of `file`. Throws config_error saying why it cannot be read (toml::parse_file
+// would read a directory as an empty file: every setting its default).
+std::string read_text(const std::string& file) {
+  const auto cannot = [&](int error) {
+    return config_error(fmt::format("{}: cannot read it: {}", file, std::strerror(error)));
+  };
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw cannot(errno);
+  std::string text;
+  char buf[16384];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n > 0) {
+      text.append(buf, static_cast<std::size_t>(n));
+    } else if (n == 0) {
+      break;
+    } else if (errno != EINTR) {
+      const int error = errno;  // EISDIR for a directory
+      ::close(fd);
+      throw cannot(error);
+    }
+  }
+  ::close(fd);
+  return text;
+}
+
 }  // namespace
 
 std::string origin::str() const {
@@ -680,7 +711,7 @@ config load(const command_line& cl) {
   if (!cl.config_file.empty()) {
     toml::table t;
     try {
-      t = toml::parse_file(cl.config_file);
+      t = toml::parse(read_text(cl.config_file), cl.config_file);
     } catch (const toml::parse_error& e) {
       const auto& b = e.source().begin;
       if (b.line == 0) throw config_error(fmt::format("{}: {}", cl.config_file, e.description()));

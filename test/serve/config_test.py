@@ -158,6 +158,19 @@ class CheckTests(unittest.TestCase):
                 self.assertEqual(code, 1, out)
                 self.assertIn(os.path.basename(path) + expected, out)
 
+    def test_a_file_that_cannot_be_read_is_refused_with_why(self):
+        d = tempfile.mkdtemp(prefix="lancer-config-")
+        self.addCleanup(shutil.rmtree, d, True)
+        os.makedirs(os.path.join(d, "a-directory"))
+        for name, why in (("a-directory", "Is a directory"),
+                          ("missing.toml", "No such file or directory")):
+            with self.subTest(name=name):
+                p = subprocess.run([SERVE, "-t", "--config", name], cwd=d, capture_output=True,
+                                   text=True, timeout=30)
+                check_no_sanitizer_report(p.stderr)
+                self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+                self.assertIn(f"lancer-serve: {name}: cannot read it: {why}", p.stderr)
+
     def test_flags_are_checked_and_override_the_file(self):
         code, out, _ = check('threads = 2\n', "--threads", "0")
         self.assertEqual(code, 1)
@@ -344,9 +357,15 @@ class ServeTests(unittest.TestCase):
         out = s.reload("refused, the old configuration stays")
         self.assertIn("root 'gone' is not a directory", out)
         self.assertEqual(get(port_b, "/", host="v.test"), (200, "www2 index\n"))
+        # So is a path that is now a directory (not read as an empty file: the defaults).
+        os.remove(s.path)
+        os.makedirs(s.path)
+        out = s.reload("the old one stays")
+        self.assertIn("lancer.toml: cannot read it: Is a directory", out)
+        self.assertEqual(get(port_b, "/", host="v.test"), (200, "www2 index\n"))
         metrics = get(port_b, "/metrics")[1]
         self.assertIn('lancer_reloads_total{result="ok"} 1', metrics)
-        self.assertIn('lancer_reloads_total{result="failed"} 2', metrics)
+        self.assertIn('lancer_reloads_total{result="failed"} 3', metrics)
 
     def test_health_says_draining_during_the_drain_delay(self):
         port = free_port()
