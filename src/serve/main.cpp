@@ -22,6 +22,7 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -67,7 +68,7 @@ int refuse(const config_error& e, bool test_only) {
 constexpr auto k_drain_margin = std::chrono::milliseconds(100);
 
 struct worker;
-lancer::task<> drain_on_request(worker& w, int drain_seconds);
+lancer::task<> drain_on_request(worker& w);
 
 // One thread's share of the server: its scheduler, its service slot, the HTTP server
 // (servers[0]) and one server per --forward rule, and their listeners.
@@ -99,14 +100,17 @@ struct worker {
     sources.push_back(std::move(src));
     srv.attach_source(*sources.back());
   }
-  void start(int drain_seconds) {
+  void start() {
     for (auto& s : servers)
       s->run();
-    control = sched.spawn(drain_on_request(*this, drain_seconds));
+    control = sched.spawn(drain_on_request(*this));
   }
-  // Thread-safe: the drain itself runs on the worker's own thread.
-  void request_drain() {
-    sched.push(lancer::signal{control, lancer::signal_kind::value_ready, 0, 0, {}});
+  // Drains for up to `drain_seconds` (the configuration's at the signal: a reload may have
+  // changed it). Thread-safe: the drain itself runs on the worker's own thread.
+  void request_drain(int drain_seconds) {
+    lancer::signal request{control, lancer::signal_kind::value_ready, 0, 0, {}};
+    request.value = static_cast<std::uint64_t>(drain_seconds);
+    sched.push(request);
   }
   std::size_t connections() const noexcept {
     std::size_t n = 0;
@@ -129,13 +133,16 @@ struct worker {
   std::thread os_thread;
 };
 
-// Waits for the drain request (a value_ready signal, possibly from another OS thread), drains
-// every server of the worker, and stops its scheduler once every server says its drain is done
-// (server::drained_until: no polling), or the drain deadline (and its margin) passed.
-lancer::task<> drain_on_request(worker& w, int drain_seconds) {
-  co_await lancer::wait_signal(lancer::mask_of(lancer::signal_kind::value_ready));
+// Waits for the drain request (a value_ready signal, possibly from another OS thread, whose
+// value is the drain's seconds), drains every server of the worker, and stops its scheduler
+// once every server says its drain is done (server::drained_until: no polling), or the drain
+// deadline (and its margin) passed.
+lancer::task<> drain_on_request(worker& w) {
+  const lancer::signal request =
+      co_await lancer::wait_signal(lancer::mask_of(lancer::signal_kind::value_ready));
   lancer::scheduler& sched = *lancer::scheduler::current();
-  const auto deadline = sched.now() + std::chrono::seconds(drain_seconds);
+  const auto deadline =
+      sched.now() + std::chrono::seconds(static_cast<std::int64_t>(request.value));
   for (auto& s : w.servers)
     s->drain(deadline);
   for (auto& s : w.servers) {
@@ -280,7 +287,7 @@ int app::run() {
       }
     }
     try {
-      w.start(cfg_.drain_seconds);
+      w.start();
     } catch (const std::system_error& e) {
       const bool taken = e.code() == std::errc::address_in_use;
       lancer::log(lancer::log_level::error, "server", "{}{}", e.what(),
@@ -402,7 +409,7 @@ void app::start_drain() {
   module_timer_->cancel();
   if (cfg_.systemd) lancer::systemd::notify("STOPPING=1");
   for (auto& w : workers_)
-    w->request_drain();
+    w->request_drain(cfg_.drain_seconds);
 }
 
 bool app::install(const config& next, std::string_view why, std::string done) {

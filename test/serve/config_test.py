@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 import unittest
 
@@ -366,6 +367,45 @@ class ServeTests(unittest.TestCase):
         metrics = get(port_b, "/metrics")[1]
         self.assertIn('lancer_reloads_total{result="ok"} 1', metrics)
         self.assertIn('lancer_reloads_total{result="failed"} 3', metrics)
+
+    def test_a_reload_changes_the_drain(self):
+        silent = socket.socket()
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # accepts (the kernel does), never answers
+        self.addCleanup(silent.close)
+        port = free_port()
+        conf = """
+            listen = ["tcp/$4:{port}"]
+            access-log = "off"
+            drain = {drain}
+            [[host]]
+              [[host.route]]
+              prefix = "/slow/"
+              proxy = "tcp/127.0.0.1:{silent}"
+              timeout = 1.5
+        """
+        s = Server(conf.format(port=port, drain=0, silent=silent.getsockname()[1]))
+        self.addCleanup(s.stop)
+        s.write(conf.format(port=port, drain=20, silent=silent.getsockname()[1]))
+        s.reload("SIGHUP: reloaded")
+        got = []
+
+        def slow():
+            try:
+                got.append(get(port, "/slow/x")[0])
+            except (OSError, http.client.HTTPException) as e:
+                got.append(repr(e))
+
+        t = threading.Thread(target=slow)
+        t.start()
+        time.sleep(0.5)  # the request waits for the upstream
+        s.proc.send_signal(signal.SIGTERM)
+        t.join(timeout=30)
+        # Drained for the reloaded 20 s, not the 0 s the process started with: the request in
+        # flight gets its answer (the proxy's timeout) rather than being cut off.
+        self.assertEqual(got, [504])
+        self.assertEqual(s.proc.wait(timeout=30), 0)
+        self.assertIn("draining 1 thread(s) for up to 20 s", s.stderr_now())
 
     def test_health_says_draining_during_the_drain_delay(self):
         port = free_port()
