@@ -10,7 +10,8 @@
 // (SIGTERM first waits --drain-delay seconds, the health endpoint answering 503).
 // SIGUSR2 starts the binary anew with the listening sockets (upgrade.hpp), then drains.
 // SIGHUP reloads the configuration file (a file that fails to load is refused, logged, and the
-// old configuration stays), then writes the access log's buffered lines and reopens its file.
+// old configuration stays; so is any during a drain), then writes the access log's buffered
+// lines and reopens its file.
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -341,7 +342,13 @@ int app::run() {
 
 void app::on_signal(int sig) {
   if (sig == SIGHUP) {
-    reload();
+    // A draining server takes no new connection: a new listener would never serve.
+    if (drain_started_) {
+      lancer::log(lancer::log_level::warn, "server",
+                  "SIGHUP: draining, the configuration is not reloaded");
+    } else {
+      reload();
+    }
     if (access_log_->enabled() && access_log_->destination() != "-" && access_log_->reopen()) {
       lancer::log(lancer::log_level::info, "server", "SIGHUP: reopened the access log {}",
                   access_log_->destination());

@@ -407,6 +407,40 @@ class ServeTests(unittest.TestCase):
         self.assertEqual(s.proc.wait(timeout=30), 0)
         self.assertIn("draining 1 thread(s) for up to 20 s", s.stderr_now())
 
+    def test_a_reload_while_draining_is_refused(self):
+        silent = socket.socket()
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        self.addCleanup(silent.close)
+        port, port_b = free_port(), free_port()
+        conf = """
+            listen = ["tcp/$4:{port}"]
+            access-log = "off"
+            [[host]]
+              [[host.route]]
+              prefix = "/slow/"
+              proxy = "tcp/127.0.0.1:{silent}"
+              timeout = 1.5
+        """
+        s = Server(conf.format(port=port, silent=silent.getsockname()[1]))
+        self.addCleanup(s.stop)
+        got = []
+        t = threading.Thread(target=lambda: got.append(get(port, "/slow/x")[0]))
+        t.start()
+        time.sleep(0.5)  # the request waits for the upstream
+        s.proc.send_signal(signal.SIGTERM)
+        deadline = time.time() + 10
+        while "draining 1 thread(s)" not in s.stderr_now() and time.time() < deadline:
+            time.sleep(0.02)
+        # A new listener would never serve (the server takes no connection while it drains):
+        # the reload is refused, and said to be.
+        s.write(conf.format(port=port_b, silent=silent.getsockname()[1]))
+        out = s.reload("SIGHUP: draining, the configuration is not reloaded")
+        self.assertNotIn("listening on", out)
+        t.join(timeout=30)
+        self.assertEqual(got, [504])
+        self.assertEqual(s.proc.wait(timeout=30), 0)
+
     def test_health_says_draining_during_the_drain_delay(self):
         port = free_port()
         s = Server(f"""
