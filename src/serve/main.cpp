@@ -21,13 +21,14 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <optional>
 #include <string>
@@ -62,6 +63,38 @@ int refuse(const config_error& e, bool test_only) {
   if (!e.command_line() || test_only) return 1;
   std::fputs(lancer_serve::usage(), stderr);
   return 2;
+}
+
+// The access log `c` names, opened as a start opens it (a file is created if missing). Throws
+// config_error, naming where it was set, if it cannot be.
+std::unique_ptr<http::access_log> open_access_log(const config& c) {
+  http::access_log_options lo;
+  lo.format = c.access_log_format;
+  if (!c.trusted_proxies.empty())
+    lo.trusted = std::make_shared<const http::trusted_proxies>(c.trusted_proxies);
+  try {
+    return std::make_unique<http::access_log>(c.access_log, lo);
+  } catch (const std::system_error& e) {
+    const lancer_serve::origin where = c.where_of("access-log");
+    throw config_error(
+        fmt::format("{}: cannot open the access log {}: {}", where.str(), c.access_log, e.what()),
+        where.file.empty());
+  }
+}
+
+// Writes this process's id to `path`; false (logged) if it cannot.
+bool write_pid_file(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "w");
+  bool ok = f != nullptr;
+  if (ok) {
+    ok = std::fprintf(f, "%d\n", static_cast<int>(::getpid())) > 0;
+    ok = std::fclose(f) == 0 && ok;
+  }
+  if (!ok) {
+    lancer::log(lancer::log_level::error, "server", "cannot write the pid file {}: {}", path,
+                std::strerror(errno));
+  }
+  return ok;
 }
 
 // After the drain deadline the core cuts off whatever is left; this is how long that may take
@@ -231,18 +264,10 @@ int app::run() {
     return refuse(e, false);
   }
   // Buffered per worker thread, written at the end of each scheduler turn.
-  http::access_log_options lo;
-  lo.format = cfg_.access_log_format;
-  if (!cfg_.trusted_proxies.empty())
-    lo.trusted = std::make_shared<const http::trusted_proxies>(cfg_.trusted_proxies);
   try {
-    access_log_ = std::make_unique<http::access_log>(cfg_.access_log, lo);
-  } catch (const std::system_error& e) {
-    const lancer_serve::origin where = cfg_.where_of("access-log");
-    return refuse(config_error(fmt::format("{}: cannot open the access log {}: {}", where.str(),
-                                           cfg_.access_log, e.what()),
-                               where.file.empty()),
-                  false);
+    access_log_ = open_access_log(cfg_);
+  } catch (const config_error& e) {
+    return refuse(e, false);
   }
   http::access_hook logged;
   if (access_log_->enabled()) logged = access_log_->hook();
@@ -312,9 +337,7 @@ int app::run() {
   module_timer_.emplace(first.sched.reactor());
   if (!cfg_.modules.empty() && !cfg_.no_reload) watch_modules();
   // Ready only now: a SIGTERM from here on drains (before, it would have killed the process).
-  if (!cfg_.pid_file.empty()) {
-    std::ofstream(cfg_.pid_file) << ::getpid() << "\n";
-  }
+  if (!cfg_.pid_file.empty() && !write_pid_file(cfg_.pid_file)) return 1;
   if (cfg_.systemd) lancer::systemd::notify("READY=1");
   upgrader_.started();
 
@@ -574,12 +597,14 @@ int main(int argc, char** argv) {
   }
   lancer::set_log_level(c.level);
   if (cl.test_only) {
-    // Everything a start would make, but no listener: the routes, the modules, the files.
+    // Everything a start would make, but no listener: the routes, the modules, the files,
+    // the access log.
     lancer_serve::runtime rt;
     lancer_serve::module_set modules;
     try {
       modules.update(c, true, true);
       (void)lancer_serve::make_service(c, modules, rt);
+      (void)open_access_log(c);
     } catch (const config_error& e) {
       return refuse(e, true);
     }

@@ -172,6 +172,25 @@ class CheckTests(unittest.TestCase):
                 self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
                 self.assertIn(f"lancer-serve: {name}: cannot read it: {why}", p.stderr)
 
+    def test_an_access_log_or_pid_file_that_cannot_be_written_is_refused(self):
+        # -t opens the access log as a start does (and says so if it cannot); a start whose
+        # pid file cannot be written exits 1 rather than serve without one.
+        code, out, _ = check('access-log = "nowhere/access.log"\n')
+        self.assertEqual(code, 1, out)
+        self.assertIn("lancer.toml:1:14: cannot open the access log nowhere/access.log", out)
+        d = tempfile.mkdtemp(prefix="lancer-config-")
+        self.addCleanup(shutil.rmtree, d, True)
+        try:
+            p = subprocess.run([SERVE, "--listen", f"tcp/$4:{free_port()}", "--access-log", "off",
+                                "--out-pid", "nowhere/pid"], cwd=d, capture_output=True,
+                               text=True, timeout=20)
+        except subprocess.TimeoutExpired:
+            self.fail("lancer-serve served without its pid file")
+        check_no_sanitizer_report(p.stderr)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("cannot write the pid file nowhere/pid: No such file or directory",
+                      p.stderr)
+
     def test_flags_are_checked_and_override_the_file(self):
         code, out, _ = check('threads = 2\n', "--threads", "0")
         self.assertEqual(code, 1)
