@@ -394,7 +394,9 @@ struct file_reader {
   }
 
   void top(const toml::table& t) {
-    for (auto&& [k, v] : t) {
+    for (auto&& kv : t) {
+      const toml::key& k = kv.first;  // not a structured binding: lambdas capture these
+      const toml::node& v = kv.second;
       const std::string_view name = k.str();
       c.origins.emplace_back(std::string(name), where(v));
       if (name == "limits") {
@@ -406,7 +408,10 @@ struct file_reader {
         for (const toml::node& h : *a)
           host(*h.as_table());
       } else if (name == "error-pages") {
-        for (auto&& [pk, pv] : table(v, name)) {
+        for (auto&& entry : table(v, name)) {
+          const toml::key& pk =
+              entry.first;  // clang 14: lambdas cannot capture a structured binding
+          const toml::node& pv = entry.second;
           const std::string file_name = text(pv, name);
           long status = 0;
           checked(pv, name, [&] { status = whole(pk.str(), 400, 599, "an error status"); });
@@ -461,7 +466,10 @@ struct file_reader {
       }
       case kind::pairs: {
         o.clear(c);
-        for (auto&& [pk, pv] : table(v, name)) {
+        for (auto&& entry : table(v, name)) {
+          const toml::key& pk =
+              entry.first;  // clang 14: lambdas cannot capture a structured binding
+          const toml::node& pv = entry.second;
           const std::string value = text(pv, fmt::format("{}.\"{}\"", name, pk.str()));
           checked(pv, name, [&] { o.set(c, pk.str(), value); });
         }
@@ -472,7 +480,9 @@ struct file_reader {
 
   void limits(const toml::table& t) {
     http::limits& l = c.limits;
-    for (auto&& [k, v] : t) {
+    for (auto&& kv : t) {
+      const toml::key& k = kv.first;  // not a structured binding: lambdas capture these
+      const toml::node& v = kv.second;
       const std::string_view name = k.str();
       const auto count = [&](long hi) {
         long n = 0;
@@ -515,7 +525,9 @@ struct file_reader {
   void host(const toml::table& t) {
     host_config h;
     h.where = at(file, t.source());
-    for (auto&& [k, v] : t) {
+    for (auto&& kv : t) {
+      const toml::key& k = kv.first;  // not a structured binding: lambdas capture these
+      const toml::node& v = kv.second;
       const std::string_view name = k.str();
       if (name == "names") {
         h.names = text(v, name);
@@ -540,7 +552,9 @@ struct file_reader {
     r.where = at(file, t.source());
     int kinds = 0;
     bool files_options = false;
-    for (auto&& [k, v] : t) {
+    for (auto&& kv : t) {
+      const toml::key& k = kv.first;  // not a structured binding: lambdas capture these
+      const toml::node& v = kv.second;
       const std::string_view name = k.str();
       if (name == "prefix") {
         r.prefix = text(v, name);
@@ -575,7 +589,10 @@ struct file_reader {
         checked(v, name, [&] { r.files.cache_valid = duration_of(seconds(n, 86400)); });
       } else if (name == "cache-control" || name == "mime") {
         files_options = true;
-        for (auto&& [pk, pv] : table(v, name)) {
+        for (auto&& entry : table(v, name)) {
+          const toml::key& pk =
+              entry.first;  // clang 14: lambdas cannot capture a structured binding
+          const toml::node& pv = entry.second;
           const std::string value = text(pv, name);
           checked(pv, name, [&] {
             if (name == "mime") {
@@ -608,7 +625,9 @@ struct file_reader {
   void module(const toml::table& t) {
     module_config m;
     m.where = at(file, t.source());
-    for (auto&& [k, v] : t) {
+    for (auto&& kv : t) {
+      const toml::key& k = kv.first;  // not a structured binding: lambdas capture these
+      const toml::node& v = kv.second;
       const std::string_view name = k.str();
       if (name == "path") {
         m.path = text(v, name);
