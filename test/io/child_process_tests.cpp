@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <string>
+#include <vector>
 
 #include "lancer/sched/awaitables.hpp"
 
@@ -119,4 +120,25 @@ TEST_CASE("a thread cancelled while its child runs leaves no process and no zomb
   CHECK(errno == ESRCH);
   CHECK(::waitpid(pid, nullptr, WNOHANG) == -1);  // and reaped: not our child any more
   CHECK(errno == ECHILD);
+}
+
+TEST_CASE("reads grow while they fill what they asked for: bulk input takes fewer reads") {
+  // 60 KiB wait in the pipe (they fit: the child has exited before the first read). A read
+  // asks for one 4 KiB block first, then twice as much each time the last one came back full.
+  lancer::scheduler sched;
+  std::vector<std::size_t> reads;
+  std::size_t total = 0;
+  sched.run_until_complete([&]() -> task<> {
+    child_process p = child_process::spawn({"/bin/sh", "-c", "head -c 61440 /dev/zero"});
+    CHECK(co_await p.wait() == 0);
+    for (;;) {
+      const std::size_t n = co_await p.out().read();
+      if (n == 0 && p.out().at_eof()) break;
+      reads.push_back(n);
+      total += n;
+      p.out().consume(n);
+    }
+  }());
+  CHECK(total == 61440);
+  CHECK(reads == std::vector<std::size_t>{4096, 8192, 16384, 32768});
 }

@@ -84,6 +84,7 @@ class fd_transport final : public transport, public poll_target {
   // The peer half-closed or the descriptor failed (EPOLLRDHUP, EPOLLHUP, EPOLLERR): a short
   // read no longer means "nothing more", as the EOF or the error is still to be read.
   bool peer_done_ = false;
+  std::uint8_t read_grow_ = 0;  // reads ask for 4 KiB << this: grows while they fill up
   std::uint8_t peer_len_ = 0;
   char peer_[53];  // "[v6 address]:port" at most
 };
