@@ -8,6 +8,7 @@
 #include <string_view>
 #include <system_error>
 #include <utility>
+#include <vector>
 
 #include "lancer/http/cgi.hpp"
 #include "lancer/http/files.hpp"
@@ -71,6 +72,14 @@ lancer::clock::duration seconds(double s) {
 std::string under(std::string prefix) {
   if (prefix.back() != '/') prefix += '/';
   return prefix + "{rest...}";
+}
+
+// Whether a route of `prefix` takes `path`: the prefix itself, or anything under it.
+bool covers(std::string_view prefix, std::string_view path) {
+  if (prefix.empty()) return false;
+  if (prefix.back() == '/') return path.substr(0, prefix.size()) == prefix;
+  return path == prefix || (path.size() > prefix.size() &&
+                            path.substr(0, prefix.size()) == prefix && path[prefix.size()] == '/');
 }
 
 void add_route(http::site& s, const route_config& r) {
@@ -176,10 +185,29 @@ http::router make_router(const config& c, const std::vector<const module_config*
   };
   if (!c.root.empty() && !everything(c.proxy) && !everything(c.cgi))
     add_route(any, flag_route(route_config::kind::files, "/", c.root, c.files, c.where_of("root")));
-  any.get("/plaintext",
-          [](http::context& x) { return x.respond(200, "text/plain", "Hello, World!"); });
-  any.route("*", "/echo", echo);
-  any.get("/ws", [o = c.ws](http::context& x) { return ws_echo(x.conn(), x.req(), o); });
+  // The built-in routes, each unless a proxy or CGI route on the any host takes its path
+  // (`--proxy /=U` sends /plaintext on too).
+  std::vector<std::string_view> taken;
+  for (const auto& rule : c.proxy)
+    taken.push_back(rule.first);
+  for (const auto& rule : c.cgi)
+    taken.push_back(rule.first);
+  for (const host_config& h : c.hosts) {
+    if (!h.names.empty()) continue;
+    for (const route_config& route : h.routes)
+      if (route.what != route_config::kind::files) taken.push_back(route.prefix);
+  }
+  const auto open_path = [&taken](std::string_view path) {
+    return std::none_of(taken.begin(), taken.end(),
+                        [path](std::string_view p) { return covers(p, path); });
+  };
+  if (open_path("/plaintext")) {
+    any.get("/plaintext",
+            [](http::context& x) { return x.respond(200, "text/plain", "Hello, World!"); });
+  }
+  if (open_path("/echo")) any.route("*", "/echo", echo);
+  if (open_path("/ws"))
+    any.get("/ws", [o = c.ws](http::context& x) { return ws_echo(x.conn(), x.req(), o); });
 
   for (const host_config& h : c.hosts) {
     http::site* s = &r.any();

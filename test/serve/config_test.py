@@ -281,6 +281,22 @@ class ServeTests(unittest.TestCase):
             time.sleep(0.1)
         self.assertEqual((status, body), (200, "from the upstream\n"))
 
+    def test_a_route_of_every_host_takes_the_built_in_paths_under_it(self):
+        port = free_port()
+        down = free_port()  # nothing listens: a proxied request gets 502
+        s = Server(f"""
+            listen = ["tcp/$4:{port}"]
+            access-log = "off"
+            [[host]]
+              [[host.route]]
+              prefix = "/echo"
+              proxy = "tcp/127.0.0.1:{down}"
+        """)
+        self.addCleanup(s.stop)
+        self.assertEqual(get(port, "/echo")[0], 502)
+        self.assertEqual(get(port, "/echo/more")[0], 502)
+        self.assertEqual(get(port, "/plaintext")[0], 200)  # not under it: the built-in one
+
     def test_a_proxy_route_times_out_with_504_at_its_timeout(self):
         silent = socket.socket()
         silent.bind(("127.0.0.1", 0))

@@ -1227,6 +1227,13 @@ class ProxyTests(unittest.TestCase):
         r = c.getresponse()
         self.assertEqual(r.status, 502)
         r.read()
+        # A proxy of "/" takes the built-in routes' paths too: nothing is answered locally.
+        for method, path in [("GET", "/plaintext"), ("POST", "/echo"), ("GET", "/ws"),
+                             ("GET", "/echo/x")]:
+            c.request(method, path, body=b"x" if method == "POST" else None)
+            r = c.getresponse()
+            self.assertEqual((path, r.status), (path, 502))
+            r.read()
         self.assertEqual(s.stop(), 0)
         self.assertIn("Connection refused (502)", s.last_stderr)
 
