@@ -332,8 +332,14 @@ task<> proxy_one(connection& c, request& req, const address& up, const std::stri
     while (attempt == 0 && !pool.empty() && !s) {  // a retry goes on a fresh connection
       idle_connection idle = std::move(pool.back());
       pool.pop_back();
-      // One the upstream closed (or wrote to) while it waited is no use.
-      if (c.now() - idle.since < o.keepalive && !idle.s->input_pending()) {
+      // One the upstream closed (or wrote to) while it waited is no use. Its read ahead has
+      // seen that, if the reactor has; a request that cannot be sent twice (it is not
+      // idempotent, or has a body) also asks the kernel, since a connection found dead
+      // after all can only be answered with 502 then.
+      const stream& p = *idle.s;
+      const bool quiet = p.buffered().empty() && !p.at_eof() && !p.error() && !p.closed();
+      const bool once = !idempotent(req.method()) || req.has_body();
+      if (c.now() - idle.since < o.keepalive && quiet && (!once || !idle.s->input_pending())) {
         s = std::move(idle.s);
         reused = true;
       }
@@ -359,6 +365,7 @@ task<> proxy_one(connection& c, request& req, const address& up, const std::stri
       case outcome::done:
         if (r.reusable && pool.size() < o.pool) {
           s->clear_deadline();
+          s->read_ahead();  // an upstream that closes it meanwhile is seen without asking
           pool.push_back({std::move(s), c.now()});
         }
         co_return;

@@ -42,6 +42,11 @@ bool stream::input_pending() noexcept {
   return transport_->input_pending() || !in_.empty();
 }
 
+void stream::read_ahead() {
+  request_read();
+  if (in_.empty()) in_.release();  // the transport takes room only when bytes come
+}
+
 void stream::throw_if_failed() const {
   if (expired_) throw timed_out{};
   if (error_) throw connection_error(error_, name());

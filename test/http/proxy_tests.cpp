@@ -266,3 +266,29 @@ TEST_CASE("a retry never takes a second pooled connection") {
   CHECK(body_of(c1.exchange("GET /3 HTTP/1.1\r\nHost: x\r\n\r\n")) == "ok");
   CHECK(b.net.connections(b.up) == 3);
 }
+
+TEST_CASE("a pooled connection its upstream has closed is seen before it is used: no retry") {
+  proxy_bed b;
+  int requests = 0;
+  // Each connection answers one request and closes.
+  b.net.serve(b.up, [&requests](lancer::stream& s) -> task<> {
+    if ((co_await read_request(s)).empty()) co_return;
+    ++requests;
+    s.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    co_await s.flush();
+    s.close();
+  });
+  lancer_test::log_capture logs;
+  lancer::set_log_level(lancer::log_level::debug);
+  lancer::fake_client c = b.front_src.connect();
+  CHECK(body_of(c.exchange("GET /1 HTTP/1.1\r\nHost: x\r\n\r\n")) == "ok");
+  b.sched.run_until_idle();  // the close reaches the pooled connection
+  // A GET and a POST: each on a fresh connection, neither sent on the closed one first.
+  CHECK(body_of(c.exchange("GET /2 HTTP/1.1\r\nHost: x\r\n\r\n")) == "ok");
+  b.sched.run_until_idle();
+  CHECK(body_of(c.exchange("POST /3 HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")) == "ok");
+  CHECK(requests == 3);
+  CHECK(b.net.connections(b.up) == 3);
+  CHECK_FALSE(logs.contains("a pooled connection was dead"));
+  lancer::set_log_level(lancer::log_level::error);
+}

@@ -31,7 +31,7 @@ struct proxy_options {
   clock::duration response_timeout = std::chrono::seconds(60);  // its answer's header: 504
   clock::duration idle_timeout = std::chrono::seconds(60);      // no byte of its body: cut
   clock::duration keepalive = std::chrono::seconds(30);  // how long a pooled connection waits
-  std::size_t pool = 32;                 // idle connections kept per upstream and OS thread
+  std::size_t pool = 128;                // idle connections kept per upstream and OS thread
   std::uint32_t max_header = 16 * 1024;  // the upstream's response header; more: 502
   std::string strip_prefix;              // taken off the path before it goes on ("/api")
   limits request_limits;                 // reading the client's body

@@ -80,6 +80,12 @@ class stream : public sink {
   // True if input has arrived that no read has taken yet: a look at the transport without
   // waiting, for the moment before a program closes an idle stream.
   bool input_pending() noexcept;
+  // Starts a read without waiting for it: what comes (bytes, the peer's EOF, an error) is
+  // buffered or recorded as it arrives, as for a read, and wakes nobody. A program that keeps
+  // streams idle (a pool of upstream connections) then sees from buffered(), at_eof() and
+  // error(), without a system call, whether the peer closed one or sent something meanwhile.
+  // Holds no buffer storage while nothing has come.
+  void read_ahead();
 
   class read_awaiter;
   // Waits for more input, after flushing pending output. Returns how many new bytes arrived;
