@@ -56,6 +56,9 @@ std::size_t format_address(const sockaddr* a, socklen_t len, char* out, std::siz
   return std::min(r.size, room);
 }
 
+// One connection's share of memory: a frame-pool block of 104 bytes (a 112-byte malloc chunk).
+static_assert(sizeof(fd_transport) <= 104);
+
 fd_transport::fd_transport(int fd, poll_set& set, const sockaddr* peer, socklen_t peer_len)
     : set_(set), fd_(fd) {
   peer_len_ = static_cast<std::uint8_t>(format_address(peer, peer_len, peer_, sizeof peer_));
@@ -63,7 +66,7 @@ fd_transport::fd_transport(int fd, poll_set& set, const sockaddr* peer, socklen_
 }
 
 fd_transport::fd_transport(int fd, poll_set& set, kind k, std::string_view name, bool connecting)
-    : set_(set), fd_(fd), kind_(k), writable_(!connecting), connecting_(connecting) {
+    : set_(set), fd_(fd), pipe_(k == kind::pipe), writable_(!connecting), connecting_(connecting) {
   init(name);
 }
 
@@ -87,7 +90,7 @@ fd_transport::~fd_transport() {
 std::string_view fd_transport::local_address() const {
   if (local_) return *local_;
   local_ = std::make_unique<std::string>();
-  if (fd_ >= 0 && kind_ == kind::socket) {
+  if (fd_ >= 0 && socket()) {
     sockaddr_storage at{};
     socklen_t len = sizeof at;
     if (::getsockname(fd_, reinterpret_cast<sockaddr*>(&at), &len) == 0) {
@@ -101,7 +104,7 @@ std::string_view fd_transport::local_address() const {
             text, format_address(reinterpret_cast<const sockaddr*>(&at), len, text, sizeof text));
       }
     }
-  } else if (kind_ == kind::pipe) {
+  } else if (!socket()) {
     *local_ = "pipe";
   }
   return *local_;
@@ -122,8 +125,8 @@ void fd_transport::read_now(std::size_t limit) {
   const std::size_t want = std::min(limit, k_read_step << read_grow_);
   const std::span<char> room = s.inbound().prepare(want);
   for (;;) {
-    const ssize_t n = kind_ == kind::socket ? ::recv(fd_, room.data(), room.size(), 0)
-                                            : ::read(fd_, room.data(), room.size());
+    const ssize_t n =
+        socket() ? ::recv(fd_, room.data(), room.size(), 0) : ::read(fd_, room.data(), room.size());
     if (n > 0) {
       s.inbound().commit(static_cast<std::size_t>(n));
       if (static_cast<std::size_t>(n) >= want) {
@@ -174,7 +177,7 @@ void fd_transport::write_now() {
     }
   }
   if (s.outbound().empty()) {
-    if (sink::file_region* f = s.outbound_file(); f != nullptr && kind_ == kind::socket) {
+    if (sink::file_region* f = s.outbound_file(); f != nullptr && socket()) {
       send_file_now(*f);
       return;
     }
@@ -185,8 +188,8 @@ void fd_transport::write_now() {
   const sink::file_region* next = s.outbound_file();
   const int flags = MSG_NOSIGNAL | (next != nullptr && next->left > 0 ? MSG_MORE : 0);
   for (;;) {
-    const ssize_t n = kind_ == kind::socket ? ::send(fd_, out.data(), out.size(), flags)
-                                            : ::write(fd_, out.data(), out.size());
+    const ssize_t n = socket() ? ::send(fd_, out.data(), out.size(), flags)
+                               : ::write(fd_, out.data(), out.size());
     if (n >= 0) {
       // All of it, or part: the sink asks again for the rest, and a write that cannot take
       // more then meets EAGAIN and waits for the edge.
@@ -263,7 +266,7 @@ void fd_transport::on_ready(std::uint32_t events) noexcept {
 bool fd_transport::input_pending() noexcept {
   if (fd_ < 0) return false;
   bool pending = false;
-  if (kind_ == kind::socket) {
+  if (socket()) {
     char byte;
     const ssize_t n = ::recv(fd_, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
     pending = n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK);  // bytes, an EOF, an error
@@ -279,7 +282,7 @@ bool fd_transport::input_pending() noexcept {
 
 void fd_transport::shutdown_write() noexcept {
   if (fd_ < 0) return;
-  if (kind_ == kind::socket) {
+  if (socket()) {
     ::shutdown(fd_, SHUT_WR);
   } else {
     close();  // a pipe's write end: closing it is the reader's EOF
@@ -287,7 +290,7 @@ void fd_transport::shutdown_write() noexcept {
 }
 
 void fd_transport::reset() noexcept {
-  if (fd_ >= 0 && kind_ == kind::socket) {
+  if (fd_ >= 0 && socket()) {
     const linger hard{1, 0};  // close sends RST
     ::setsockopt(fd_, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
   }

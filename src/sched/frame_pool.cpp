@@ -38,9 +38,16 @@ struct pool_reaper {
 };
 thread_local pool_reaper t_reaper;
 
+// Class k holds blocks of 16(k + 1) - 8 bytes: malloc's chunk for such a block is 16(k + 1)
+// bytes with its 8-byte header, so no byte of it is slack.
 constexpr std::size_t class_of(std::size_t size) noexcept {
-  return (size + frame_pool::k_granule - 1) / frame_pool::k_granule - 1;
+  return (size + 8 + frame_pool::k_granule - 1) / frame_pool::k_granule - 1;
 }
+constexpr std::size_t bytes_of(std::size_t cls) noexcept {
+  return (cls + 1) * frame_pool::k_granule - 8;
+}
+static_assert(class_of(frame_pool::k_max_pooled) < frame_pool::k_classes);
+static_assert(bytes_of(class_of(248)) == 248 && bytes_of(class_of(249)) == 264);
 
 // The large list for `size`, or null if blocks of that size are not kept.
 free_list* large_list(std::size_t size) noexcept {
@@ -71,15 +78,15 @@ void* frame_pool::allocate(std::size_t size) {
   const std::size_t cls = class_of(size);
   free_list& list = t_lists[cls];
   if (free_block* b = list.head) {
-    LANCER_UNPOISON(b, (cls + 1) * k_granule);
+    LANCER_UNPOISON(b, bytes_of(cls));
     list.head = b->next;
-    list.bytes -= (cls + 1) * k_granule;
+    list.bytes -= bytes_of(cls);
     ++t_stats.pool_hits;
     return b;
   }
   (void)&t_reaper;  // registers the thread-exit trim on first miss
   ++t_stats.system_allocations;
-  return ::operator new((cls + 1) * k_granule);
+  return ::operator new(bytes_of(cls));
 }
 
 void frame_pool::deallocate(void* block, std::size_t size) noexcept {
@@ -104,7 +111,7 @@ void frame_pool::deallocate(void* block, std::size_t size) noexcept {
     return;
   }
   const std::size_t cls = class_of(size);
-  const std::size_t bytes = (cls + 1) * k_granule;
+  const std::size_t bytes = bytes_of(cls);
   free_list& list = t_lists[cls];
   if (list.bytes + bytes > k_max_cached_bytes) {
     ++t_stats.system_frees;
@@ -132,7 +139,7 @@ void frame_pool::trim() noexcept {
   for (std::size_t cls = 0; cls < k_classes; ++cls) {
     free_list& list = t_lists[cls];
     while (free_block* b = list.head) {
-      LANCER_UNPOISON(b, (cls + 1) * k_granule);
+      LANCER_UNPOISON(b, bytes_of(cls));
       list.head = b->next;
       ::operator delete(b);
       ++t_stats.system_frees;

@@ -239,7 +239,7 @@ void scheduler::deliver(const signal& s) {
     return;
   }
   slot->started = true;
-  slot->received = s;
+  received_ = s;
   if (s.kind == signal_kind::cancel) slot->cancelled = true;
   ++stats_.delivered;
 

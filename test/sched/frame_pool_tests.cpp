@@ -15,14 +15,18 @@ using lancer::detail::frame_pool;
 
 TEST_CASE("a freed frame is reused for the next frame of its size class") {
   constexpr std::size_t g = frame_pool::k_granule;
-  void* a = frame_pool::allocate(12 * g + 1);
-  frame_pool::deallocate(a, 12 * g + 1);
+  void* a = frame_pool::allocate(12 * g + 9);
+  frame_pool::deallocate(a, 12 * g + 9);
   const auto before = frame_pool::stats();
-  void* b = frame_pool::allocate(13 * g);  // same (12g, 13g] class
+  void* b = frame_pool::allocate(13 * g + 8);  // same (12g + 8, 13g + 8] class
   CHECK(b == a);
   CHECK(frame_pool::stats().pool_hits == before.pool_hits + 1);
   CHECK(frame_pool::stats().system_allocations == before.system_allocations);
-  frame_pool::deallocate(b, 13 * g);
+  frame_pool::deallocate(b, 13 * g + 8);
+  void* c = frame_pool::allocate(13 * g + 9);  // the next class: a block of its own
+  CHECK(c != a);
+  CHECK(frame_pool::stats().system_allocations == before.system_allocations + 1);
+  frame_pool::deallocate(c, 13 * g + 9);
 }
 
 TEST_CASE("frames over the pooled size go straight to the system") {

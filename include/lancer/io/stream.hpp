@@ -294,15 +294,17 @@ class stream : public sink {
   std::uint32_t flush_limit_ = 0;  // a parked flush wakes once unsent() <= this
   wait_slot reader_;               // a thread waiting in read()
   wait_slot writer_;               // a thread waiting in flush() or send()
-  bool eof_ = false;               // peer finished sending
-  bool eof_reported_ = false;      // a read returned 0 for EOF: the next one throws
-  bool expired_ = false;           // the deadline passed: reads fail, writes still go out
-  bool reading_ = false;           // a transport read is outstanding
-  bool writing_ = false;           // a transport write is outstanding
-  bool closing_ = false;           // close(): send what is left, then shut the sending side
-  bool aborted_ = false;           // closed at once; the transport is closed
-  bool write_shut_ = false;        // the transport's write side is shut
-  bool news_ = false;              // something a parked read waits for happened
+  // Flags in bits: with them a server's connection descriptor fits a 248-byte frame-pool
+  // block (a 256-byte malloc chunk).
+  bool eof_ : 1 = false;           // peer finished sending
+  bool eof_reported_ : 1 = false;  // a read returned 0 for EOF: the next one throws
+  bool expired_ : 1 = false;       // the deadline passed: reads fail, writes still go out
+  bool reading_ : 1 = false;       // a transport read is outstanding
+  bool writing_ : 1 = false;       // a transport write is outstanding
+  bool closing_ : 1 = false;       // close(): send what is left, then shut the sending side
+  bool aborted_ : 1 = false;       // closed at once; the transport is closed
+  bool write_shut_ : 1 = false;    // the transport's write side is shut
+  bool news_ : 1 = false;          // something a parked read waits for happened
 
  private:
   // Throws what a write to this stream throws now (it ended, or the program closed it).

@@ -241,7 +241,7 @@ class scheduler {
   // The signal that resumed the running thread. Throws `cancelled` or `timed_out` for those
   // kinds, so a co_await that ends this way unwinds the thread.
   const signal& take_signal() const {
-    const signal& s = running_->received;
+    const signal& s = received_;
     if (running_->cancelled || s.kind == signal_kind::timeout) throw_for_signal();
     return s;
   }
@@ -272,7 +272,6 @@ class scheduler {
     root_handle root;                   // the thread's root frame; null when the slot is free
     std::coroutine_handle<> resume_at;  // where it is parked; null while running
     thread_owner* owner = nullptr;      // told when the thread ends; may be null
-    signal received;                    // the signal that resumed it last
     std::uint64_t last_turn = 0;        // turn of the last delivery (one per turn)
     std::uint32_t generation = 1;       // bumped when the slot is freed
     std::uint32_t wait = 0;             // number of the current suspension
@@ -322,6 +321,9 @@ class scheduler {
   std::size_t live_ = 0;            // threads alive
   thread_slot* running_ = nullptr;  // the thread being resumed, if any
   thread_id running_id_{};
+  // The signal that resumed the running thread: kept here, not in its slot, since only the
+  // running thread takes its signal (a slot is 48 bytes, not 80: one per connection).
+  signal received_{};
 
   std::vector<signal> public_;    // pushed on this OS thread; moved over at each turn
   std::vector<signal> internal_;  // the current turn's signals

@@ -56,7 +56,7 @@ class fd_transport final : public transport, public poll_target {
   void close() noexcept override;
   void reset() noexcept override;
   bool input_pending() noexcept override;
-  bool sends_files() const noexcept override { return kind_ == kind::socket; }
+  bool sends_files() const noexcept override { return socket(); }
   std::string_view peer_address() const override { return {peer_, peer_len_}; }
   std::string_view local_address() const override;
 
@@ -68,6 +68,7 @@ class fd_transport final : public transport, public poll_target {
   void write_now();
   void send_file_now(sink::file_region& f);
   void init(std::string_view name);
+  bool socket() const noexcept { return !pipe_; }
 
   poll_set& set_;
   sink* sink_ = nullptr;  // the sink it reports to, once it asked for something
@@ -76,15 +77,16 @@ class fd_transport final : public transport, public poll_target {
   mutable std::unique_ptr<std::string> local_;
   int fd_;                       // -1 once closed
   std::uint32_t want_read_ = 0;  // a read waits for input: its limit in bytes (0: none)
-  kind kind_ = kind::socket;
-  bool readable_ = true;     // input may be waiting: an edge since the last short read
-  bool writable_ = true;     // output may be taken: an edge since the last EAGAIN
-  bool want_write_ = false;  // a write waits for the descriptor to take output
-  bool connecting_ = false;  // a socket's connect is under way: its first output edge ends it
+  // Flags in bits: the transport stays within 104 bytes, one frame-pool class smaller.
+  bool pipe_ : 1 = false;        // a pipe end (read/write), not a socket (recv/send)
+  bool readable_ : 1 = true;     // input may be waiting: an edge since the last short read
+  bool writable_ : 1 = true;     // output may be taken: an edge since the last EAGAIN
+  bool want_write_ : 1 = false;  // a write waits for the descriptor to take output
+  bool connecting_ : 1 = false;  // a socket's connect is under way: its first output edge ends it
   // The peer half-closed or the descriptor failed (EPOLLRDHUP, EPOLLHUP, EPOLLERR): a short
   // read no longer means "nothing more", as the EOF or the error is still to be read.
-  bool peer_done_ = false;
-  std::uint8_t read_grow_ = 0;  // reads ask for 4 KiB << this: grows while they fill up
+  bool peer_done_ : 1 = false;
+  std::uint8_t read_grow_ : 3 = 0;  // reads ask for 4 KiB << this: grows while they fill up
   std::uint8_t peer_len_ = 0;
   char peer_[53];  // "[v6 address]:port" at most
 };

@@ -45,4 +45,7 @@ struct descriptor final : heap_node, thread_owner {
   bool finished = false;          // the handler's thread has ended
 };
 
+// One connection's share of memory: a frame-pool block of 248 bytes (a 256-byte malloc chunk).
+static_assert(sizeof(descriptor) <= 248);
+
 }  // namespace lancer::detail

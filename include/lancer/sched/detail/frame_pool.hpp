@@ -1,7 +1,8 @@
 // Per-OS-thread recycling pool for coroutine frames (used by the promise's operator new).
 //
-// Frames are rounded up to a 16-byte size class (malloc's own granule) and, when freed, kept on
-// that class's free list for the next frame of the same class. Steady-state spawn-and-finish
+// Frames are rounded up to a size class of 16k + 8 bytes (malloc gives such a block a chunk of
+// 16(k + 1) bytes, its 8-byte header included: no slack) and, when freed, kept on that class's
+// free list for the next frame of the same class. Steady-state spawn-and-finish
 // therefore calls no malloc. Larger blocks whose size is a power of two up to 256 KiB (a
 // connection buffer that doubled: a pipelined batch of responses, a body) have a free list per
 // size too, holding at most `k_max_cached_large` bytes each; other sizes go straight to
@@ -27,7 +28,7 @@ class frame_pool {
  public:
   static constexpr std::size_t k_granule = 16;
   static constexpr std::size_t k_max_pooled = 4096;
-  static constexpr std::size_t k_classes = k_max_pooled / k_granule;
+  static constexpr std::size_t k_classes = k_max_pooled / k_granule + 1;
   static constexpr std::size_t k_max_cached_bytes = std::size_t{8} << 20;  // per class
   static constexpr std::size_t k_max_large = 256 * 1024;  // largest power of two kept
   static constexpr std::size_t k_max_cached_large = std::size_t{1} << 20;  // per large size
