@@ -239,7 +239,8 @@ task<attempt_result> exchange(connection& c, request& req, stream& up, bool reus
 
     // The client's answer: the upstream's status and fields, this hop's framing.
     std::string_view content_type;
-    std::vector<headers::field> fields;
+    std::vector<headers::field, lancer::detail::pool_allocator<headers::field>> fields;
+    fields.reserve(rp->fields().size());
     std::string_view connection_field;
     for (const auto& f : rp->fields()) {
       if (iequals(f.name, "Connection")) connection_field = f.value;

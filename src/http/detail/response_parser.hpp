@@ -5,6 +5,8 @@
 
 #include <boost/beast/http/basic_parser.hpp>
 
+#include "lancer/sched/detail/frame_pool.hpp"
+
 #include <string>
 #include <string_view>
 #include <vector>
@@ -18,7 +20,11 @@ class response_parser final : public boost::beast::http::basic_parser<false> {
   };
 
   // `head_request`: the response answers HEAD, so it has no body whatever it says.
+  // The fields of one answer, in memory recycled from answer to answer (no malloc).
+  using field_list = std::vector<field, lancer::detail::pool_allocator<field>>;
+
   explicit response_parser(bool head_request, std::uint32_t max_header) {
+    fields_.reserve(16);
     header_limit(max_header);
     body_limit(boost::none);
     eager(false);
@@ -29,7 +35,7 @@ class response_parser final : public boost::beast::http::basic_parser<false> {
   std::string_view reason() const noexcept { return reason_; }
   int version() const noexcept { return version_; }
   // The fields, as views into the bytes the header was fed from (valid while they are).
-  const std::vector<field>& fields() const noexcept { return fields_; }
+  const field_list& fields() const noexcept { return fields_; }
   // Decoded body bytes gathered since the caller last cleared it.
   std::string& body() noexcept { return body_; }
 
@@ -65,7 +71,7 @@ class response_parser final : public boost::beast::http::basic_parser<false> {
   unsigned status_ = 0;
   std::string_view reason_;
   int version_ = 11;
-  std::vector<field> fields_;
+  field_list fields_;
   std::string body_;
 };
 
