@@ -281,18 +281,23 @@ class ServeTests(unittest.TestCase):
             time.sleep(0.1)
         self.assertEqual((status, body), (200, "from the upstream\n"))
 
-    def test_a_route_of_every_host_takes_the_built_in_paths_under_it(self):
+    def proxy_route(self, prefix, upstream_port, options=""):
+        """A server with one proxy route of every host; returns its port."""
         port = free_port()
-        down = free_port()  # nothing listens: a proxied request gets 502
         s = Server(f"""
             listen = ["tcp/$4:{port}"]
             access-log = "off"
             [[host]]
               [[host.route]]
-              prefix = "/echo"
-              proxy = "tcp/127.0.0.1:{down}"
+              prefix = "{prefix}"
+              proxy = "tcp/127.0.0.1:{upstream_port}"
+              {options}
         """)
         self.addCleanup(s.stop)
+        return port
+
+    def test_a_route_of_every_host_takes_the_built_in_paths_under_it(self):
+        port = self.proxy_route("/echo", free_port())  # nothing listens there: 502
         self.assertEqual(get(port, "/echo")[0], 502)
         self.assertEqual(get(port, "/echo/more")[0], 502)
         self.assertEqual(get(port, "/plaintext")[0], 200)  # not under it: the built-in one
@@ -302,17 +307,7 @@ class ServeTests(unittest.TestCase):
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)  # accepts (the kernel does), never answers
         self.addCleanup(silent.close)
-        port = free_port()
-        s = Server(f"""
-            listen = ["tcp/$4:{port}"]
-            access-log = "off"
-            [[host]]
-              [[host.route]]
-              prefix = "/slow/"
-              proxy = "tcp/127.0.0.1:{silent.getsockname()[1]}"
-              timeout = 0.5
-        """)
-        self.addCleanup(s.stop)
+        port = self.proxy_route("/slow/", silent.getsockname()[1], "timeout = 0.5")
         t0 = time.time()
         self.assertEqual(get(port, "/slow/x")[0], 504)
         self.assertLess(time.time() - t0, 5)
