@@ -327,20 +327,20 @@ task<> proxy_one(connection& c, request& req, const address& up, const std::stri
   network& net = o.net != nullptr ? *o.net : real_network();
   auto& pool = c.sched().local<proxy_pools>().by_upstream[name];
   c.set_timeout(o.connect_timeout + o.response_timeout);
+  // A request that cannot be sent twice (not idempotent, or with a body): a pooled connection
+  // found dead after all could only be answered with 502, so the kernel is asked first.
+  const bool once = !idempotent(req.method()) || req.has_body();
   for (int attempt = 0;; ++attempt) {
     std::unique_ptr<stream> s;
     bool reused = false;
     while (attempt == 0 && !pool.empty() && !s) {  // a retry goes on a fresh connection
       idle_connection idle = std::move(pool.back());
       pool.pop_back();
-      // One the upstream closed (or wrote to) while it waited is no use. Its read ahead has
-      // seen that, if the reactor has; a request that cannot be sent twice (it is not
-      // idempotent, or has a body) also asks the kernel, since a connection found dead
-      // after all can only be answered with 502 then.
-      const stream& p = *idle.s;
+      // One the upstream closed (or wrote to) while it waited is no use: its read ahead has
+      // seen that, if the reactor has.
+      stream& p = *idle.s;
       const bool quiet = p.buffered().empty() && !p.at_eof() && !p.error() && !p.closed();
-      const bool once = !idempotent(req.method()) || req.has_body();
-      if (c.now() - idle.since < o.keepalive && quiet && (!once || !idle.s->input_pending())) {
+      if (c.now() - idle.since < o.keepalive && quiet && (!once || !p.input_pending())) {
         s = std::move(idle.s);
         reused = true;
       }
