@@ -1,4 +1,4 @@
-# Helpers the benchmark scripts share (bench/io, bench/ab): source it from the repository root.
+# Helpers the benchmark scripts share: source it from the repository root.
 
 # free_port: a TCP port on 127.0.0.1 that nothing listens on now.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -12,6 +12,17 @@ wait_port() {
     sleep 0.05
   done
   echo "$(basename "$0"): nothing listens on port $1" >&2
+  exit 1
+}
+
+# wait_http PORT: until lancer-serve answers GET /plaintext there (5 s at most; then the
+# script stops, naming the port).
+wait_http() {
+  for _ in $(seq 100); do
+    curl -s -o /dev/null "http://127.0.0.1:$1/plaintext" && return 0
+    sleep 0.05
+  done
+  echo "$(basename "$0"): nothing answers on port $1" >&2
   exit 1
 }
 

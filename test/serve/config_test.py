@@ -18,7 +18,7 @@ import threading
 import time
 import unittest
 
-from serve_test import check_no_sanitizer_report, free_port, stop_server
+from serve_test import check_no_sanitizer_report, free_port, stop_server, track
 
 SERVE = None
 
@@ -59,6 +59,7 @@ class Server:
         self.proc = subprocess.Popen(
             [SERVE, "--config", self.path, "--out-pid", self.pid_file, *flags], cwd=self.dir,
             stdout=subprocess.DEVNULL, stderr=self.err)
+        track(self)
         deadline = time.time() + 10
         while not os.path.exists(self.pid_file):
             if self.proc.poll() is not None or time.time() > deadline:

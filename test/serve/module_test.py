@@ -17,7 +17,7 @@ import tempfile
 import time
 import unittest
 
-from serve_test import free_port, stop_server
+from serve_test import free_port, stop_server, track
 
 SERVE = None
 MODULES = None
@@ -39,6 +39,7 @@ class Server:
         self.last_stderr = ""
         self.proc = subprocess.Popen([SERVE, "--config", self.path, "--out-pid", self.pid_file,
                                       *flags], stdout=subprocess.DEVNULL, stderr=self.err)
+        track(self)
         deadline = time.time() + 10
         while not os.path.exists(self.pid_file):
             if self.proc.poll() is not None or time.time() > deadline:

@@ -4,6 +4,7 @@ for what clients will not send (pipelining, traversal), and curl.
 
 usage: serve_test.py PATH/TO/lancer-serve
 """
+import atexit
 import http.client
 import re
 import resource
@@ -104,11 +105,37 @@ def ws_echo_check(testcase, sock):
     testcase.assertEqual(rest + sock.recv(4096), b"")  # then the server closes
 
 
+# Every lancer-serve a test started and has not stopped. A test that fails before its stop()
+# would leave its server running after the run, holding its port; at exit each one left is
+# stopped, named, and the run fails (a test that forgets its stop() is a failing test too).
+_live = set()
+
+
+def track(server):
+    """Call right after starting server.proc: stop_server() forgets it again."""
+    _live.add(server)
+
+
+@atexit.register
+def _stop_leftovers():
+    if not _live:
+        return
+    for server in list(_live):
+        sys.stderr.write(f"lancer-serve {server.proc.args} was not stopped by its test\n")
+        try:
+            stop_server(server)
+        except AssertionError as e:
+            sys.stderr.write(f"{e}\n")
+    sys.stderr.flush()
+    os._exit(1)
+
+
 def stop_server(server):
     """Stops a started lancer-serve (`server` has proc, err, dir and stderr_now()): SIGTERM,
     a wait (a kill and a failure if it does not exit in 20 s), its stderr kept in
     server.last_stderr and its directory removed; fails the test on a sanitizer report.
     Returns the exit code."""
+    _live.discard(server)
     if server.proc.poll() is None:
         server.proc.send_signal(signal.SIGTERM)
     try:
@@ -153,6 +180,7 @@ class Server:
             [binary or SERVE, "--listen", self.listen, "--root", self.root, "--out-pid",
              self.pid_file, "--log-level", "warn", "--access-log", "off", *extra],
             stdout=subprocess.DEVNULL, stderr=self.err, preexec_fn=preexec)
+        track(self)
         self.wait_ready()
 
     def stderr_now(self):

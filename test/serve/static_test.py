@@ -25,7 +25,7 @@ import tempfile
 import time
 import unittest
 
-from serve_test import free_port, stop_server
+from serve_test import free_port, stop_server, track
 
 SERVE = None
 TIMEOUT = 10  # seconds, for every client call
@@ -76,6 +76,7 @@ class Server:
              "--log-level", "info", "--access-log", "off", *flags],
             stdout=subprocess.DEVNULL, stderr=self.err, preexec_fn=preexec,
             env=dict(os.environ, **(env or {})))
+        track(self)
         deadline = time.time() + 10
         while not os.path.exists(self.pid_file):
             if self.proc.poll() is not None:
