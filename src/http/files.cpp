@@ -741,6 +741,17 @@ task<> plain_answer(connection& c, request& req, unsigned status, std::string_vi
   co_await respond(c, req, status, "text/plain; charset=utf-8", text);
 }
 
+// A 403 or a 404: left to the caller when it asked for that (a non-null `deferred`, from
+// static_files::answer_or_error), else a plain one.
+task<> refuse(connection& c, request& req, unsigned status, std::string_view text,
+              unsigned* deferred) {
+  if (deferred != nullptr) {
+    *deferred = status;
+    co_return;
+  }
+  co_await plain_answer(c, req, status, text);
+}
+
 void html_escape(std::string& out, std::string_view s) {
   for (const char ch : s) {
     switch (ch) {
@@ -860,7 +871,8 @@ task<bool> send_part(const state& s, connection& c, request& req, const represen
   co_return true;
 }
 
-task<> serve_file(std::shared_ptr<const state> sp, connection& c, request& req) {
+task<> serve_file(std::shared_ptr<const state> sp, connection& c, request& req,
+                  unsigned* deferred) {
   const state& s = *sp;
   if (req.method() != "GET" && req.method() != "HEAD") {
     const headers::field allow[] = {{"Allow", "GET, HEAD"}};
@@ -873,13 +885,13 @@ task<> serve_file(std::shared_ptr<const state> sp, connection& c, request& req) 
   const std::size_t q = target.find('?');
   const std::string_view path = target.substr(0, q);
   if (path.substr(0, s.o.prefix.size()) != s.o.prefix) {
-    co_await plain_answer(c, req, 404, "Not Found\n");
+    co_await refuse(c, req, 404, "Not Found\n", deferred);
     co_return;
   }
   thread_local std::string key;  // its capacity stays: no malloc per request
   key.clear();
   if (!percent_decode(path.substr(s.o.prefix.size() - 1), key)) {
-    co_await plain_answer(c, req, 404, "Not Found\n");
+    co_await refuse(c, req, 404, "Not Found\n", deferred);
     co_return;
   }
   file_cache& cache = c.sched().local<file_caches>().of(s.id);
@@ -895,10 +907,10 @@ task<> serve_file(std::shared_ptr<const state> sp, connection& c, request& req) 
 
   switch (what) {
     case found::missing:
-      co_await plain_answer(c, req, 404, "Not Found\n");
+      co_await refuse(c, req, 404, "Not Found\n", deferred);
       co_return;
     case found::forbidden:
-      co_await plain_answer(c, req, 403, "Forbidden\n");
+      co_await refuse(c, req, 403, "Forbidden\n", deferred);
       co_return;
     case found::exhausted: {
       const http::fields retry{{"Retry-After", "1"}};
@@ -924,7 +936,7 @@ task<> serve_file(std::shared_ptr<const state> sp, connection& c, request& req) 
           co_await respond(c, req, 503, "text/plain; charset=utf-8", "Service Unavailable\n",
                            retry);
         } else {
-          co_await plain_answer(c, req, 403, "Forbidden\n");
+          co_await refuse(c, req, 403, "Forbidden\n", deferred);
         }
         co_return;
       }
@@ -1083,7 +1095,13 @@ static_files::static_files(const fs::path& root, static_options options) {
 }
 
 task<> static_files::operator()(connection& c, request& req) const {
-  return serve_file(state_, c, req);
+  return serve_file(state_, c, req, nullptr);
+}
+
+task<unsigned> static_files::answer_or_error(connection& c, request& req) const {
+  unsigned deferred = 0;
+  co_await serve_file(state_, c, req, &deferred);
+  co_return deferred;
 }
 
 const fs::path& static_files::root() const noexcept {

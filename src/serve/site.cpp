@@ -59,6 +59,13 @@ task<> ws_echo(lancer::connection& c, http::request& req, lancer::ws::options o)
   }
 }
 
+// A files route: a missing or forbidden file gets the configuration's error page, if it has
+// one. `files` is taken by value: the coroutine then needs no copy of the route to live.
+task<> serve_files(http::static_files files, http::context& x) {
+  const unsigned status = co_await files.answer_or_error(x.conn(), x.req());
+  if (status != 0) co_await x.error(status);
+}
+
 task<> echo(http::context& x) {
   const auto body = co_await x.body();
   if (body) co_await x.respond(200, "application/octet-stream", *body);
@@ -93,7 +100,7 @@ void add_route(http::site& s, const route_config& r) {
           fail(r.where, fmt::format("root '{}' is not a directory", r.target));
         const http::static_files files(r.target, o);
         s.route("GET, HEAD", under(r.prefix),
-                [files](http::context& x) { return files(x.conn(), x.req()); });
+                [files](http::context& x) { return serve_files(files, x); });
         break;
       }
       case route_config::kind::proxy: {

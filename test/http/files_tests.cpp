@@ -543,6 +543,43 @@ TEST_CASE("a file the server may not read gets 403 and a log line") {
   CHECK(logs.contains("a.txt"));
 }
 
+// A handler that answers with static_files::answer_or_error and its own page for what that
+// leaves to it.
+lancer::task<> with_own_pages(const http::static_files& files, lancer::connection& c,
+                              http::request& req) {
+  const unsigned status = co_await files.answer_or_error(c, req);
+  if (status != 0)
+    co_await http::respond(c, req, status, "text/plain", "own page " + std::to_string(status));
+}
+
+TEST_CASE("answer_or_error leaves 403 and 404 to its caller and answers the rest itself") {
+  tree files;
+  const http::static_files handler(files.root);
+  const http::request_handler h = [&handler](lancer::connection& c, http::request& req,
+                                             lancer::frame&, lancer::pubframe&) {
+    return with_own_pages(handler, c, req);
+  };
+  const auto get = [&h](const std::string& target) {
+    return lancer_test::run_app_split(h, "GET " + target + " HTTP/1.1\r\nHost: x\r\n\r\n", {});
+  };
+  std::string r = get("/missing");
+  CHECK(status_of(r) == 404);
+  CHECK(body_of(r) == "own page 404");  // one answer: nothing sent before the caller's
+  r = get("/%2e%2e/secret.txt");
+  CHECK(status_of(r) == 404);
+  CHECK(body_of(r) == "own page 404");
+  CHECK(body_of(get("/a.txt")) == "plain");
+  r = get("/sub");
+  CHECK(status_of(r) == 301);  // not an error: answered
+  if (::geteuid() != 0) {      // root reads it anyway
+    ::chmod((files.root / "a.txt").c_str(), 0);
+    lancer_test::log_capture logs;
+    r = get("/a.txt");
+    CHECK(status_of(r) == 403);
+    CHECK(body_of(r) == "own page 403");
+  }
+}
+
 TEST_CASE("conditional and range requests split at every byte get the same answers") {
   tree files;
   const http::static_files handler(files.root);

@@ -160,6 +160,10 @@ class static_files {
 
   // Answers `req`.
   task<> operator()(connection& c, request& req) const;
+  // Answers `req`, unless the answer would be a 403 or a 404: then sends nothing and returns
+  // that status, for the caller's own page (a router route's context::error(), which serves
+  // the router's error_page). Returns 0 once it has answered.
+  task<unsigned> answer_or_error(connection& c, request& req) const;
 
   const std::filesystem::path& root() const noexcept;
   const static_options& options() const noexcept;
