@@ -15,8 +15,8 @@ wait_port() {
   exit 1
 }
 
-# wait_http PORT: until lancer-serve answers GET /plaintext there (5 s at most; then the
-# script stops, naming the port).
+# wait_http PORT: until a server there answers GET /plaintext, whatever the status (5 s at
+# most; then the script stops, naming the port).
 wait_http() {
   for _ in $(seq 100); do
     curl -s -o /dev/null "http://127.0.0.1:$1/plaintext" && return 0

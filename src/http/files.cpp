@@ -1070,6 +1070,13 @@ task<> serve_file(std::shared_ptr<const state> sp, connection& c, request& req,
   co_await end_chunked(c, req);
 }
 
+// serve_file for answer_or_error: a 403 or 404 is returned, not sent.
+task<unsigned> serve_or_defer(std::shared_ptr<const state> sp, connection& c, request& req) {
+  unsigned deferred = 0;
+  co_await serve_file(std::move(sp), c, req, &deferred);
+  co_return deferred;
+}
+
 }  // namespace
 
 static_files::static_files(const fs::path& root, static_options options) {
@@ -1099,9 +1106,7 @@ task<> static_files::operator()(connection& c, request& req) const {
 }
 
 task<unsigned> static_files::answer_or_error(connection& c, request& req) const {
-  unsigned deferred = 0;
-  co_await serve_file(state_, c, req, &deferred);
-  co_return deferred;
+  return serve_or_defer(state_, c, req);  // the state by value: `*this` may go meanwhile
 }
 
 const fs::path& static_files::root() const noexcept {
