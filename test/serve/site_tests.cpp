@@ -82,6 +82,13 @@ std::string masked_frame(unsigned char opcode, std::string_view payload) {
   return f;
 }
 
+// A site of site_dir's configuration, with the log quiet.
+struct site_bed {
+  quiet q;
+  site_dir d;
+  site s{d};
+};
+
 // The status codes of the responses in `out`, in order.
 std::vector<unsigned> statuses(const std::string& out) {
   std::vector<unsigned> got;
@@ -94,9 +101,7 @@ std::vector<unsigned> statuses(const std::string& out) {
 }  // namespace
 
 TEST_CASE("lancer-serve's routes, pipelined, cut anywhere: the same answers as whole") {
-  const quiet q;
-  const site_dir d;
-  site s(d);
+  site_bed b;
   const std::string input =
       "GET /plaintext HTTP/1.1\r\nHost: any.test\r\n\r\n"
       "POST /echo HTTP/1.1\r\nHost: any.test\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -108,7 +113,7 @@ TEST_CASE("lancer-serve's routes, pipelined, cut anywhere: the same answers as w
       "GET /%2e%2e/lancer.toml HTTP/1.1\r\nHost: files.test\r\n\r\n"
       "POST /echo HTTP/1.1\r\nHost: any.test\r\nContent-Length: 65\r\n\r\n" +
       std::string(65, 'x');
-  const std::string whole = lancer_test::check_server_every_split(s.handler, input);
+  const std::string whole = lancer_test::check_server_every_split(b.s.handler, input);
   const std::vector<unsigned> st = statuses(whole);
   REQUIRE(st.size() == 8);
   CHECK(st[0] == 200);
@@ -127,14 +132,12 @@ TEST_CASE("lancer-serve's routes, pipelined, cut anywhere: the same answers as w
 }
 
 TEST_CASE("lancer-serve's /ws: the handshake and frames cut anywhere: the same answers") {
-  const quiet q;
-  const site_dir d;
-  site s(d);
+  site_bed b;
   const std::string input =
       "GET /ws HTTP/1.1\r\nHost: any.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
       "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n" +
       masked_frame(0x1, "hi") + masked_frame(0x8, "\x03\xe8");  // text "hi", close 1000
-  const std::string whole = lancer_test::check_server_every_split(s.handler, input);
+  const std::string whole = lancer_test::check_server_every_split(b.s.handler, input);
   CHECK(lancer_test::status_of(whole) == 101);
   CHECK(whole.find("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=") != std::string::npos);
   const std::string frames = lancer_test::body_of(whole);
